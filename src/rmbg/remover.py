@@ -1,0 +1,262 @@
+"""The :class:`BackgroundRemover` facade: resolve the model and backend once, one engine per device.
+
+Request flow for one image::
+
+    io.load_image  ->  preprocess.preprocess  ->  Engine (backend, per device)  ->
+    postprocess.postprocess  ->  compose.shape_mask / compose.compose  ->  io.to_output
+
+Everything except the Engine call is shared numpy code, identical for every backend.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from . import compose as _compose
+from . import io as _io
+from .backends import get_backend
+from .backends.base import PRECISIONS, Backend, Engine, EngineInfo, ModelSource
+from .errors import UnsupportedOptionError
+from .postprocess import postprocess
+from .preprocess import preprocess
+from .specs import RMBG_1_4, ModelSpec
+
+__all__ = ["BackgroundRemover"]
+
+logger = logging.getLogger("rmbg")
+
+Normalize = Literal["minmax", "none"]
+
+
+class BackgroundRemover:
+    """Remove image backgrounds with RMBG-1.4 on the backend and device of your choice.
+
+    Args:
+        model: A Hugging Face Hub repo id (default ``"briaai/RMBG-1.4"``), a local checkpoint
+            folder (config.json + model.safetensors, the Hub layout) or ``.safetensors`` file, an
+            ``.onnx`` export, an OpenVINO ``.xml`` IR, or a torch module returning the BriaRMBG
+            output structure (e.g. loaded with transformers'
+            ``AutoModelForImageSegmentation.from_pretrained(..., trust_remote_code=True)``).
+        backend: ``"openvino"`` (default), ``"torch"`` (the reference) or any registered backend.
+        device: Device to run on; OpenVINO: ``"AUTO"`` (default), ``"CPU"``, ``"GPU"``, ``"GPU.1"``,
+            ``"NPU"``...; torch: ``"cpu"`` (default), ``"cuda"``, ``"cuda:1"``... Case-insensitive. A
+            device that is not present raises :class:`~rmbg.errors.DeviceNotFoundError`.
+        precision: ``"auto"`` (the device's fastest accurate default), ``"f32"`` (exact parity with
+            the PyTorch reference), ``"bf16"`` or ``"f16"``.
+        cache_dir: Root of rmbg's cache of converted models (default ``$RMBG_CACHE_DIR`` or
+            ``~/.cache/rmbg``). Hub downloads go to the Hugging Face cache (``HF_HOME``).
+        revision: Hub revision (branch, tag or commit) of ``model``.
+        token: Hugging Face token for the gated repository (default: ``HF_TOKEN`` / the login).
+        backend_options: Backend-specific options, passed untouched (OpenVINO:
+            ``{"performance_hint": "THROUGHPUT", "config": {...}}``; torch: ``{"num_threads": 2}``).
+        spec: Model facts (input size, normalisation); defaults to RMBG-1.4's.
+        max_pixels: Largest input accepted, in pixels (default: Pillow's ``MAX_IMAGE_PIXELS``);
+            ``None`` disables the guard.
+
+    Example:
+        >>> remover = BackgroundRemover()                       # doctest: +SKIP
+        >>> mask = remover.mask("photo.jpg")                    # doctest: +SKIP
+        >>> remover.cutout("photo.jpg").save("cutout.png")      # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | Any = RMBG_1_4.repo_id,
+        *,
+        backend: str = "openvino",
+        device: str | None = None,
+        precision: str = "auto",
+        cache_dir: str | os.PathLike[str] | None = None,
+        revision: str | None = None,
+        token: str | bool | None = None,
+        backend_options: Mapping[str, Any] | None = None,
+        spec: ModelSpec = RMBG_1_4,
+        max_pixels: int | None = _io.DEFAULT_MAX_PIXELS,
+    ) -> None:
+        from .weights import resolve_model
+
+        if precision not in PRECISIONS:
+            raise UnsupportedOptionError(
+                f"precision={precision!r} is not one of: {', '.join(PRECISIONS)}."
+            )
+        backend_cls = get_backend(backend)
+        self.source: ModelSource = resolve_model(model, spec=spec, revision=revision, token=token)
+        if self.source.kind not in backend_cls.accepts:
+            raise UnsupportedOptionError(
+                f"The {backend_cls.name!r} backend cannot run a model of kind "
+                f"{self.source.kind!r} ({self.source.path}); it accepts: "
+                f"{', '.join(backend_cls.accepts)}. Use backend='openvino' for ONNX files and IRs."
+            )
+        self._backend: Backend = backend_cls(
+            self.source,
+            precision=precision,
+            cache_dir=Path(cache_dir) if cache_dir is not None else None,
+            options=backend_options,
+        )
+        self.backend: str = backend_cls.name
+        self.precision: str = precision
+        self.device: str = self._backend.canonical_device(device or backend_cls.default_device)
+        self.max_pixels = max_pixels
+        self._engines: dict[str, Engine] = {}
+        self._engine_locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        where = self.source.repo_id or self.source.path or type(self.source.module).__name__
+        return (
+            f"BackgroundRemover(model={str(where)!r}, backend={self.backend!r}, "
+            f"device={self.device!r}, precision={self.precision!r})"
+        )
+
+    # -- engines --------------------------------------------------------------------------------
+    @property
+    def spec(self) -> ModelSpec:
+        """The model facts in use (input size, normalisation)."""
+        return self.source.spec
+
+    def available_devices(self) -> tuple[str, ...]:
+        """Devices the remover's backend can use on this machine."""
+        return self._backend.available_devices()
+
+    def engine(self, device: str | None = None) -> Engine:
+        """The engine for ``device`` (default: the remover's), compiled on first use and memoised."""
+        name = self._backend.canonical_device(device) if device is not None else self.device
+        engine = self._engines.get(name)
+        if engine is not None:
+            return engine
+        with self._locks_lock:
+            lock = self._engine_locks.setdefault(name, threading.Lock())
+        with lock:
+            engine = self._engines.get(name)
+            if engine is None:
+                engine = self._backend.load(name)
+                self._engines[name] = engine
+        return engine
+
+    @property
+    def info(self) -> EngineInfo:
+        """Backend, device (and under AUTO the device that actually runs), precision, model files.
+
+        Compiles the default device's engine if that has not happened yet.
+        """
+        return self.engine().info
+
+    def warmup(self, device: str | None = None) -> None:
+        """Load/compile the engine and run one inference, so the first real call is fast."""
+        h, w = self.spec.input_size
+        self.engine(device)(np.zeros((1, 3, h, w), np.float32))
+
+    # -- array-level core ---------------------------------------------------------------------
+    def predict(
+        self,
+        rgb: NDArray[np.uint8],
+        *,
+        device: str | None = None,
+        normalize: Normalize = "minmax",
+    ) -> NDArray[np.uint8]:
+        """The reference mask of an ``HxWx3`` uint8 RGB array: ``HxW`` uint8, no shaping options."""
+        engine = self.engine(device)
+        raw = engine(preprocess(rgb, self.spec))
+        return postprocess(raw, (rgb.shape[0], rgb.shape[1]), normalize=normalize)
+
+    # -- public image API -----------------------------------------------------------------------
+    def mask(
+        self,
+        image: _io.ImageInput,
+        *,
+        device: str | None = None,
+        normalize: Normalize = "minmax",
+        threshold: float | None = None,
+        feather: float = 0,
+        grow: int = 0,
+        invert: bool = False,
+        exif_transpose: bool = True,
+    ) -> Any:
+        """The soft alpha mask of ``image``, the same height and width as the image.
+
+        Args:
+            image: A path, bytes, a binary file, a PIL image or a numpy array.
+            device: Run on this device instead of the remover's (compiled once, memoised).
+            normalize: ``"minmax"`` stretches each mask to 0..255 like the reference pipeline;
+                ``"none"`` keeps the network's probabilities (an empty scene stays empty).
+            threshold: Make a hard mask: pixels at or above this fraction (0..1) become 255.
+            feather: Soften the edge by a Gaussian of this radius in pixels.
+            grow: Grow (positive) or shrink (negative) the mask by this many pixels.
+            invert: Keep the background instead of the subject.
+            exif_transpose: Apply the EXIF orientation first (default), as viewers display it.
+
+        Returns:
+            Mirrors the input: a mode ``"L"`` PIL image for a path, file or PIL input, an ``HxW``
+            uint8 array for an array, PNG bytes for bytes.
+        """
+        loaded = _io.load_image(image, exif_transpose=exif_transpose, max_pixels=self.max_pixels)
+        mask = self.predict(loaded.rgb, device=device, normalize=normalize)
+        mask = _compose.shape_mask(mask, threshold=threshold, feather=feather, grow=grow, invert=invert)
+        return _io.to_output(mask, loaded)
+
+    def cutout(
+        self,
+        image: _io.ImageInput,
+        *,
+        device: str | None = None,
+        background: _compose.Background = None,
+        trim: bool = False,
+        margin: int = 0,
+        trim_threshold: int = _compose.DEFAULT_TRIM_THRESHOLD,
+        refine_foreground: bool = False,
+        normalize: Normalize = "minmax",
+        threshold: float | None = None,
+        feather: float = 0,
+        grow: int = 0,
+        invert: bool = False,
+        exif_transpose: bool = True,
+    ) -> Any:
+        """The image with its background removed: RGBA, or RGB over an opaque ``background``.
+
+        The alpha is the model's mask (shaped by ``threshold``/``feather``/``grow``/``invert``)
+        combined with the input's own alpha, so pixels that were transparent stay transparent.
+
+        Args:
+            image: A path, bytes, a binary file, a PIL image or a numpy array.
+            device: Run on this device instead of the remover's.
+            background: ``None`` (transparent), a colour (name, ``"#rrggbb[aa]"``, RGB/RGBA tuple)
+                or an image (fitted to the output size).
+            trim: Crop to the subject's bounding box (alpha >= ``trim_threshold``) plus ``margin``.
+            margin: Pixels kept around the subject when trimming.
+            trim_threshold: Alpha level (0..255) that counts as subject when trimming.
+            refine_foreground: Estimate the foreground colour at soft edges so the old background
+                does not bleed into hair and fur (blur-fusion estimator).
+            normalize, threshold, feather, grow, invert: as for :meth:`mask`.
+            exif_transpose: Apply the EXIF orientation first (default).
+
+        Returns:
+            Mirrors the input: a PIL image (``"RGBA"``, or ``"RGB"`` over an opaque background) for a
+            path, file or PIL input, an ``HxWx4``/``HxWx3`` uint8 array for an array, PNG bytes for
+            bytes.
+        """
+        loaded = _io.load_image(image, exif_transpose=exif_transpose, max_pixels=self.max_pixels)
+        mask = self.predict(loaded.rgb, device=device, normalize=normalize)
+        mask = _compose.shape_mask(mask, threshold=threshold, feather=feather, grow=grow, invert=invert)
+        out = _compose.compose(
+            loaded.rgb,
+            mask,
+            alpha=loaded.alpha,
+            background=background,
+            refine_foreground=refine_foreground,
+        )
+        if trim:
+            box = _compose.trim_box(
+                _compose.combined_alpha(mask, loaded.alpha), margin=margin, threshold=trim_threshold
+            )
+            if box is not None:
+                x0, y0, x1, y1 = box
+                out = np.ascontiguousarray(out[y0:y1, x0:x1])
+        return _io.to_output(out, loaded)

@@ -1,0 +1,102 @@
+"""Test helpers for rmbg users (and rmbg's own tests): a dependency-free fake backend.
+
+:class:`FakeBackend` (registered as ``backend="fake"``) runs no network: its "mask" is a smooth
+function of the pre-processed input's brightness, so it is deterministic, input-dependent, fast and
+needs neither torch nor OpenVINO. Use it to test code built on rmbg without model weights::
+
+    from rmbg.testing import fake_remover
+    remover = fake_remover()
+    cut = remover.cutout(my_image)   # real I/O, pre/post-processing and compositing; fake network
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .backends.base import Backend, EngineInfo, ModelSource, SourceKind
+from .errors import DeviceNotFoundError, UnsupportedOptionError
+
+__all__ = ["FAKE_SOURCE", "FakeBackend", "FakeEngine", "fake_remover"]
+
+#: A model source that needs no files, for ``BackgroundRemover(FAKE_SOURCE, backend="fake")``.
+FAKE_SOURCE = ModelSource(kind="module", weights_digest="fake")
+
+
+class FakeEngine:
+    """``sigmoid(8 * mean_channel(x))``: bright pixels are "foreground". Counts its calls."""
+
+    def __init__(self, info: EngineInfo) -> None:
+        self._info = info
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    @property
+    def info(self) -> EngineInfo:
+        return self._info
+
+    def __call__(self, batch: NDArray[np.float32]) -> NDArray[np.float32]:
+        if batch.ndim != 4 or batch.shape[1] != 3 or batch.dtype != np.float32:
+            raise ValueError(f"expected float32 (N, 3, H, W), got {batch.dtype} {batch.shape}")
+        with self._lock:
+            self.calls += 1
+        y = 1.0 / (1.0 + np.exp(-8.0 * batch.mean(axis=1, keepdims=True)))
+        return y.astype(np.float32)
+
+
+class FakeBackend(Backend):
+    """A backend without a network (``backend="fake"``). Devices: ``"cpu"`` and ``"fake"``."""
+
+    name: ClassVar[str] = "fake"
+    accepts: ClassVar[tuple[SourceKind, ...]] = ("checkpoint", "module", "onnx", "ir")
+    default_device: ClassVar[str] = "cpu"
+    devices: ClassVar[tuple[str, ...]] = ("cpu", "fake")
+
+    def __init__(
+        self,
+        source: ModelSource,
+        *,
+        precision: str = "auto",
+        cache_dir: Path | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(source, precision=precision, cache_dir=cache_dir, options=options)
+        if precision not in ("auto", "f32"):
+            raise UnsupportedOptionError(f"the fake backend computes in f32 only, not {precision!r}")
+        self.loads: list[str] = []
+
+    def available_devices(self) -> tuple[str, ...]:
+        return self.devices
+
+    def canonical_device(self, device: str) -> str:
+        name = device.strip().lower()
+        if name not in self.devices:
+            raise DeviceNotFoundError(
+                f"Device {device!r} is not available to the fake backend. Available: "
+                f"{', '.join(self.devices)}."
+            )
+        return name
+
+    def load(self, device: str) -> FakeEngine:
+        self.loads.append(device)
+        return FakeEngine(
+            EngineInfo(
+                backend=self.name,
+                device=device,
+                execution_devices=(device,),
+                precision=self.precision,
+                inference_precision="f32",
+            )
+        )
+
+
+def fake_remover(**kwargs: Any) -> Any:
+    """A :class:`~rmbg.BackgroundRemover` on the fake backend (keyword arguments pass through)."""
+    from .remover import BackgroundRemover
+
+    return BackgroundRemover(FAKE_SOURCE, backend="fake", **kwargs)
