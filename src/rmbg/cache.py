@@ -132,8 +132,8 @@ def write_entry(
     Returns:
         The manifest written.
     """
-    entry.parent.mkdir(parents=True, exist_ok=True)
     try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", suffix=".tmp", dir=entry.parent))
     except OSError as exc:
         raise CacheError(

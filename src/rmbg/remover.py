@@ -40,7 +40,8 @@ class BackgroundRemover:
     """Remove image backgrounds with RMBG-1.4 on the backend and device of your choice.
 
     Args:
-        model: A Hugging Face Hub repo id (default ``"briaai/RMBG-1.4"``), a local checkpoint
+        model: A Hugging Face Hub repo id (default: ``$RMBG_MODEL`` if set, else
+            ``"briaai/RMBG-1.4"``), a local checkpoint
             folder (config.json + model.safetensors, the Hub layout) or ``.safetensors`` file, an
             ``.onnx`` export, an OpenVINO ``.xml`` IR, or a torch module returning the BriaRMBG
             output structure (e.g. loaded with transformers'
@@ -69,7 +70,7 @@ class BackgroundRemover:
 
     def __init__(
         self,
-        model: str | os.PathLike[str] | Any = RMBG_1_4.repo_id,
+        model: str | os.PathLike[str] | Any = None,
         *,
         backend: str = "openvino",
         device: str | None = None,
@@ -88,7 +89,13 @@ class BackgroundRemover:
                 f"precision={precision!r} is not one of: {', '.join(PRECISIONS)}."
             )
         backend_cls = get_backend(backend)
-        self.source: ModelSource = resolve_model(model, spec=spec, revision=revision, token=token)
+        if model is None:
+            model = os.environ.get("RMBG_MODEL") or spec.repo_id
+        self.source: ModelSource = (
+            model
+            if isinstance(model, ModelSource)
+            else resolve_model(model, spec=spec, revision=revision, token=token)
+        )
         if self.source.kind not in backend_cls.accepts:
             raise UnsupportedOptionError(
                 f"The {backend_cls.name!r} backend cannot run a model of kind "

@@ -1,0 +1,123 @@
+"""The BackgroundRemover facade, on the dependency-free fake backend (real I/O and numpy stages)."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from rmbg import BackgroundRemover
+from rmbg.errors import DeviceNotFoundError, UnknownBackendError, UnsupportedOptionError
+from rmbg.postprocess import postprocess
+from rmbg.preprocess import preprocess
+from rmbg.testing import FAKE_SOURCE, fake_remover
+
+from .helpers import load_photo
+
+
+@pytest.fixture
+def remover() -> BackgroundRemover:
+    return fake_remover()
+
+
+def test_mask_is_the_shared_pipeline_applied_to_the_engine_output(remover):
+    rgb = load_photo("coffee")
+    engine = remover.engine()
+    expected = postprocess(engine(preprocess(rgb)), rgb.shape[:2])
+    np.testing.assert_array_equal(remover.mask(rgb), expected)
+
+
+def test_output_types_follow_the_input(remover, tmp_path):
+    rgb = load_photo("chelsea")
+    arr_mask = remover.mask(rgb)
+    assert isinstance(arr_mask, np.ndarray) and arr_mask.shape == rgb.shape[:2] and arr_mask.dtype == np.uint8
+    cut = remover.cutout(rgb)
+    assert cut.shape == (*rgb.shape[:2], 4) and cut.dtype == np.uint8
+    np.testing.assert_array_equal(cut[..., :3], rgb)
+    np.testing.assert_array_equal(cut[..., 3], arr_mask)
+
+    pil = Image.fromarray(rgb)
+    pm = remover.mask(pil)
+    assert isinstance(pm, Image.Image) and pm.mode == "L" and pm.size == pil.size
+    pc = remover.cutout(pil)
+    assert isinstance(pc, Image.Image) and pc.mode == "RGBA" and pc.size == pil.size
+
+    path = tmp_path / "c.png"
+    pil.save(path)
+    assert remover.cutout(path).mode == "RGBA"
+    assert remover.mask(str(path)).mode == "L"
+    np.testing.assert_array_equal(np.asarray(remover.mask(path)), arr_mask)
+
+
+def test_device_override_compiles_once_per_device(remover):
+    rgb = load_photo("rocket")
+    backend = remover._backend
+    remover.mask(rgb)
+    remover.mask(rgb, device="FAKE")
+    remover.mask(rgb, device="fake")
+    remover.cutout(rgb, device="cpu")
+    assert sorted(backend.loads) == ["cpu", "fake"]
+    assert remover.engine("Fake") is remover.engine("fake")
+
+
+def test_missing_device_is_an_error_listing_the_available_ones(remover):
+    with pytest.raises(DeviceNotFoundError, match="Available: cpu, fake"):
+        remover.mask(load_photo("rocket"), device="gpu")
+    with pytest.raises(DeviceNotFoundError):
+        fake_remover(device="npu")
+
+
+def test_unknown_backend_and_precision():
+    with pytest.raises(UnknownBackendError):
+        BackgroundRemover(FAKE_SOURCE, backend="nope")
+    with pytest.raises(UnsupportedOptionError, match="precision"):
+        BackgroundRemover(FAKE_SOURCE, backend="fake", precision="f64")
+
+
+def test_info_reports_what_runs(remover):
+    info = remover.info
+    assert (info.backend, info.device, info.execution_devices, info.inference_precision) == (
+        "fake", "cpu", ("cpu",), "f32",
+    )
+    assert "fake" in repr(remover)
+
+
+def test_concurrent_calls_from_many_threads_are_correct(remover):
+    images = [load_photo(n) for n in ("astronaut", "coffee", "chelsea", "rocket")]
+    expected = [remover.mask(im) for im in images]
+    results: dict[int, np.ndarray] = {}
+    errors: list[BaseException] = []
+
+    def work(k: int) -> None:
+        try:
+            results[k] = remover.mask(images[k % 4], device=("cpu", "fake")[k % 2])
+        except BaseException as exc:  # pragma: no cover
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for k in range(16):
+        np.testing.assert_array_equal(results[k], expected[k % 4])
+    assert sorted(remover._backend.loads) == ["cpu", "fake"]
+
+
+def test_caller_array_is_not_mutated(remover):
+    rgb = np.array(load_photo("coffee"))
+    before = rgb.copy()
+    remover.cutout(rgb)
+    remover.mask(rgb)
+    np.testing.assert_array_equal(rgb, before)
+
+
+def test_model_env_var_is_the_default(monkeypatch, tmp_path):
+    monkeypatch.setenv("RMBG_MODEL", str(tmp_path / "does-not-exist"))
+    from rmbg.errors import ModelNotFoundError
+
+    with pytest.raises(ModelNotFoundError):
+        BackgroundRemover(backend="fake")
