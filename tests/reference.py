@@ -19,9 +19,9 @@ def preprocess_image(im: np.ndarray, model_input_size: list[int]) -> torch.Tenso
     if len(im.shape) < 3:
         im = im[:, :, np.newaxis]
     im_tensor = torch.tensor(im, dtype=torch.float32).permute(2, 0, 1)
-    im_tensor = F.interpolate(torch.unsqueeze(im_tensor, 0), size=model_input_size, mode="bilinear").type(
-        torch.uint8
-    )
+    im_tensor = F.interpolate(
+        torch.unsqueeze(im_tensor, 0), size=model_input_size, mode="bilinear"
+    ).type(torch.uint8)
     image = torch.divide(im_tensor, 255.0)
     image = normalize(image, [0.5, 0.5, 0.5], [1.0, 1.0, 1.0])
     return image

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import rmbg
-from rmbg.backends import available_backends, get_backend, register_backend
 from rmbg.backends import _registry as registry_table
+from rmbg.backends import available_backends, get_backend, register_backend
 from rmbg.backends.base import Backend, Engine, ModelSource
 from rmbg.errors import BackendUnavailableError, DeviceNotFoundError, UnknownBackendError
 from rmbg.specs import RMBG_1_4
@@ -23,7 +23,9 @@ SPEC = RMBG_1_4.with_input_size(64, 64)
 
 def test_import_rmbg_imports_neither_torch_nor_openvino():
     code = "import sys, rmbg; rmbg.available_backends(); print(sorted(m for m in ('torch', 'openvino') if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "[]"
 
 
@@ -33,14 +35,18 @@ def test_builtins_are_registered():
 
 
 def test_unknown_backend_lists_the_available_ones():
-    with pytest.raises(UnknownBackendError, match="Available backends: .*openvino.*torch"):
+    with pytest.raises(UnknownBackendError, match=r"Available backends: .*openvino.*torch"):
         get_backend("tensorrt")
     with pytest.raises(KeyError):  # also a KeyError for callers that don't know rmbg
         get_backend("tensorrt")
 
 
 def test_missing_extra_names_the_pip_install(monkeypatch):
-    register_backend("needs-extra", "rmbg_missing_package_xyz.backend:Backend", install_hint='pip install "rmbg[xyz]"')
+    register_backend(
+        "needs-extra",
+        "rmbg_missing_package_xyz.backend:Backend",
+        install_hint='pip install "rmbg[xyz]"',
+    )
     try:
         with pytest.raises(BackendUnavailableError, match=r'pip install "rmbg\[xyz\]"') as info:
             get_backend("needs-extra")
@@ -58,7 +64,9 @@ def test_entry_point_backends_are_discovered(monkeypatch):
     import rmbg.backends as backends
 
     ep = EntryPoint(name="thirdparty", value="rmbg.testing:FakeBackend", group="rmbg.backends")
-    monkeypatch.setattr(backends, "entry_points", lambda group: [ep] if group == "rmbg.backends" else [])
+    monkeypatch.setattr(
+        backends, "entry_points", lambda group: [ep] if group == "rmbg.backends" else []
+    )
     monkeypatch.setattr(backends, "_entry_points_loaded", False)
     try:
         assert "thirdparty" in available_backends()
@@ -84,7 +92,9 @@ def _source_for(cls: type[Backend]) -> ModelSource:
         return FAKE_SOURCE
     from rmbg.model import random_model
 
-    return ModelSource(kind="module", module=random_model(seed=3), spec=SPEC, weights_digest="contract-3")
+    return ModelSource(
+        kind="module", module=random_model(seed=3), spec=SPEC, weights_digest="contract-3"
+    )
 
 
 @pytest.fixture(scope="module", params=sorted(available_backends()))

@@ -23,7 +23,13 @@ def _build(content: bytes):
 
 
 def test_key_is_stable_and_sensitive_to_every_part():
-    parts = {"weights": "abc", "spec": "s", "input_shape": [1, 3, 1024, 1024], "rmbg": "1", "openvino": "2"}
+    parts = {
+        "weights": "abc",
+        "spec": "s",
+        "input_shape": [1, 3, 1024, 1024],
+        "rmbg": "1",
+        "openvino": "2",
+    }
     key = cache.cache_key(parts)
     assert key == cache.cache_key(dict(reversed(list(parts.items()))))
     for name in parts:
@@ -125,6 +131,9 @@ def test_lock_timeout_says_what_to_do(tmp_path):
     import filelock
 
     held = filelock.FileLock(str(tmp_path / "k.lock"))
-    with held, pytest.raises(CacheError, match="delete the lock file"):
-        with cache.locked(tmp_path / "k.lock", timeout=0.2):
-            pass
+    with (
+        held,
+        pytest.raises(CacheError, match="delete the lock file"),
+        cache.locked(tmp_path / "k.lock", timeout=0.2),
+    ):
+        pass

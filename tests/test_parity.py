@@ -16,25 +16,28 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from rmbg.backends.base import ModelSource
+import torch  # the test extra installs torch and openvino: parity never silently skips
 from rmbg.postprocess import postprocess
 from rmbg.preprocess import preprocess
-from rmbg.specs import RMBG_1_4
 
-from .helpers import PHOTOS, load_photo, mask_stats
-
-import torch  # the test extra installs torch and openvino: parity never silently skips
-
+from rmbg.backends.base import ModelSource
 from rmbg.backends.openvino import OpenVINOBackend
 from rmbg.backends.torch import TorchBackend
 from rmbg.model import random_model
+from rmbg.specs import RMBG_1_4
+
+from .helpers import PHOTOS, load_photo, mask_stats
 
 
 @pytest.fixture(scope="module", params=[(96, 96), (128, 160)], ids=lambda s: f"{s[0]}x{s[1]}")
 def random_source(request):
     spec = RMBG_1_4.with_input_size(*request.param)
-    return ModelSource(kind="module", module=random_model(seed=7), spec=spec, weights_digest=f"random-7-{spec.digest()}")
+    return ModelSource(
+        kind="module",
+        module=random_model(seed=7),
+        spec=spec,
+        weights_digest=f"random-7-{spec.digest()}",
+    )
 
 
 @pytest.mark.slow
@@ -45,7 +48,9 @@ def test_random_weights_raw_outputs_match(random_source, tmp_path_factory):
     rng = np.random.default_rng(0)
     h, w = random_source.spec.input_size
     for _ in range(3):
-        rgb = rng.integers(0, 256, (rng.integers(20, 300), rng.integers(20, 300), 3), dtype=np.uint8)
+        rgb = rng.integers(
+            0, 256, (rng.integers(20, 300), rng.integers(20, 300), 3), dtype=np.uint8
+        )
         x = preprocess(rgb, random_source.spec)
         assert x.shape == (1, 3, h, w)
         a, b = ref(x), ovb(x)
@@ -66,12 +71,18 @@ def standin_source(standin_dir):
 @pytest.fixture(scope="module")
 def torch_masks(standin_source):
     engine = TorchBackend(standin_source, precision="f32").load("cpu")
-    return {name: postprocess(engine(preprocess(load_photo(name))), load_photo(name).shape[:2]) for name in PHOTOS}
+    return {
+        name: postprocess(engine(preprocess(load_photo(name))), load_photo(name).shape[:2])
+        for name in PHOTOS
+    }
 
 
 def _ov_masks(source, precision, cache_dir):
     engine = OpenVINOBackend(source, precision=precision, cache_dir=cache_dir).load("CPU")
-    return {name: postprocess(engine(preprocess(load_photo(name))), load_photo(name).shape[:2]) for name in PHOTOS}
+    return {
+        name: postprocess(engine(preprocess(load_photo(name))), load_photo(name).shape[:2])
+        for name in PHOTOS
+    }
 
 
 @pytest.mark.slow
@@ -110,9 +121,12 @@ def test_standin_onnx_route_bound(standin_dir, torch_masks, tmp_path_factory):
 def test_golden_reference_pipeline_on_onnx_export(standin_dir, torch_masks):
     """The stand-in's mask equals the reference pipeline (BRIA's utilities.py) run on the export."""
     import onnxruntime as ort
+
     from .reference import postprocess_image, preprocess_image
 
-    session = ort.InferenceSession(str(standin_dir / "onnx" / "model_fp16.onnx"), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        str(standin_dir / "onnx" / "model_fp16.onnx"), providers=["CPUExecutionProvider"]
+    )
     name = "astronaut"
     im = load_photo(name)
     x = preprocess_image(im, [1024, 1024]).numpy()

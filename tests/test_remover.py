@@ -7,11 +7,11 @@ import threading
 import numpy as np
 import pytest
 from PIL import Image
+from rmbg.postprocess import postprocess
+from rmbg.preprocess import preprocess
 
 from rmbg import BackgroundRemover
 from rmbg.errors import DeviceNotFoundError, UnknownBackendError, UnsupportedOptionError
-from rmbg.postprocess import postprocess
-from rmbg.preprocess import preprocess
 from rmbg.testing import FAKE_SOURCE, fake_remover
 
 from .helpers import load_photo
@@ -32,7 +32,11 @@ def test_mask_is_the_shared_pipeline_applied_to_the_engine_output(remover):
 def test_output_types_follow_the_input(remover, tmp_path):
     rgb = load_photo("chelsea")
     arr_mask = remover.mask(rgb)
-    assert isinstance(arr_mask, np.ndarray) and arr_mask.shape == rgb.shape[:2] and arr_mask.dtype == np.uint8
+    assert (
+        isinstance(arr_mask, np.ndarray)
+        and arr_mask.shape == rgb.shape[:2]
+        and arr_mask.dtype == np.uint8
+    )
     cut = remover.cutout(rgb)
     assert cut.shape == (*rgb.shape[:2], 4) and cut.dtype == np.uint8
     np.testing.assert_array_equal(cut[..., :3], rgb)
@@ -79,7 +83,10 @@ def test_unknown_backend_and_precision():
 def test_info_reports_what_runs(remover):
     info = remover.info
     assert (info.backend, info.device, info.execution_devices, info.inference_precision) == (
-        "fake", "cpu", ("cpu",), "f32",
+        "fake",
+        "cpu",
+        ("cpu",),
+        "f32",
     )
     assert "fake" in repr(remover)
 

@@ -10,10 +10,13 @@ Everything except the Engine call is shared numpy code, identical for every back
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures as cf
+import functools
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -206,7 +209,9 @@ class BackgroundRemover:
         """
         loaded = _io.load_image(image, exif_transpose=exif_transpose, max_pixels=self.max_pixels)
         mask = self.predict(loaded.rgb, device=device, normalize=normalize)
-        mask = _compose.shape_mask(mask, threshold=threshold, feather=feather, grow=grow, invert=invert)
+        mask = _compose.shape_mask(
+            mask, threshold=threshold, feather=feather, grow=grow, invert=invert
+        )
         return _io.to_output(mask, loaded)
 
     def cutout(
@@ -251,7 +256,9 @@ class BackgroundRemover:
         """
         loaded = _io.load_image(image, exif_transpose=exif_transpose, max_pixels=self.max_pixels)
         mask = self.predict(loaded.rgb, device=device, normalize=normalize)
-        mask = _compose.shape_mask(mask, threshold=threshold, feather=feather, grow=grow, invert=invert)
+        mask = _compose.shape_mask(
+            mask, threshold=threshold, feather=feather, grow=grow, invert=invert
+        )
         out = _compose.compose(
             loaded.rgb,
             mask,
@@ -267,3 +274,82 @@ class BackgroundRemover:
                 x0, y0, x1, y1 = box
                 out = np.ascontiguousarray(out[y0:y1, x0:x1])
         return _io.to_output(out, loaded)
+
+    # -- pipelined batches ----------------------------------------------------------------------
+    def masks(
+        self,
+        images: Iterable[_io.ImageInput],
+        *,
+        workers: int | None = None,
+        return_exceptions: bool = False,
+        **options: Any,
+    ) -> Iterator[Any]:
+        """Masks of many images, yielded in input order, with decoding, pre/post-processing and
+        inference of different images overlapping.
+
+        Args:
+            images: Any iterable of inputs :meth:`mask` accepts (consumed lazily).
+            workers: Images in flight at once (default: the engine's infer requests + 2).
+            return_exceptions: Yield the exception raised for a bad image in its place instead of
+                raising it (and stopping) — what a batch job that must not stop wants.
+            **options: Keyword options of :meth:`mask`.
+
+        Yields:
+            One result per input, in order, typed as :meth:`mask` returns it.
+        """
+        return self._pipeline(self.mask, images, workers, return_exceptions, options)
+
+    def cutouts(
+        self,
+        images: Iterable[_io.ImageInput],
+        *,
+        workers: int | None = None,
+        return_exceptions: bool = False,
+        **options: Any,
+    ) -> Iterator[Any]:
+        """Cutouts of many images, in input order, pipelined like :meth:`masks`.
+
+        Args:
+            images: Any iterable of inputs :meth:`cutout` accepts (consumed lazily).
+            workers: Images in flight at once (default: the engine's infer requests + 2).
+            return_exceptions: Yield a bad image's exception in its place instead of raising.
+            **options: Keyword options of :meth:`cutout`.
+        """
+        return self._pipeline(self.cutout, images, workers, return_exceptions, options)
+
+    def _pipeline(
+        self,
+        fn: Callable[..., Any],
+        images: Iterable[_io.ImageInput],
+        workers: int | None,
+        return_exceptions: bool,
+        options: Mapping[str, Any],
+    ) -> Iterator[Any]:
+        engine = self.engine(options.get("device"))  # compile before the threads start
+        if workers is None:
+            workers = int(getattr(engine, "n_requests", 1)) + 2
+        if workers < 1:
+            raise UnsupportedOptionError(f"workers must be at least 1, not {workers}")
+        call = functools.partial(fn, **options)
+        with cf.ThreadPoolExecutor(workers, thread_name_prefix="rmbg") as pool:
+            pending: collections.deque[cf.Future[Any]] = collections.deque()
+            it = iter(images)
+            try:
+                for image in it:
+                    pending.append(pool.submit(call, image))
+                    if len(pending) >= workers:
+                        yield self._result(pending.popleft(), return_exceptions)
+                while pending:
+                    yield self._result(pending.popleft(), return_exceptions)
+            finally:
+                for f in pending:
+                    f.cancel()
+
+    @staticmethod
+    def _result(future: cf.Future[Any], return_exceptions: bool) -> Any:
+        try:
+            return future.result()
+        except Exception as exc:
+            if return_exceptions:
+                return exc
+            raise

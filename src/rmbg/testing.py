@@ -67,7 +67,9 @@ class FakeBackend(Backend):
     ) -> None:
         super().__init__(source, precision=precision, cache_dir=cache_dir, options=options)
         if precision not in ("auto", "f32"):
-            raise UnsupportedOptionError(f"the fake backend computes in f32 only, not {precision!r}")
+            raise UnsupportedOptionError(
+                f"the fake backend computes in f32 only, not {precision!r}"
+            )
         self.loads: list[str] = []
 
     def available_devices(self) -> tuple[str, ...]:

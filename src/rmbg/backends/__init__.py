@@ -43,7 +43,9 @@ class _Registration:
 
 _lock = threading.Lock()
 _registry: dict[str, _Registration] = {
-    "openvino": _Registration("rmbg.backends.openvino:OpenVINOBackend", 'pip install "rmbg[openvino]"'),
+    "openvino": _Registration(
+        "rmbg.backends.openvino:OpenVINOBackend", 'pip install "rmbg[openvino]"'
+    ),
     "torch": _Registration("rmbg.backends.torch:TorchBackend", 'pip install "rmbg[torch]"'),
     "fake": _Registration("rmbg.testing:FakeBackend"),
 }
@@ -51,7 +53,11 @@ _entry_points_loaded = False
 
 
 def register_backend(
-    name: str, target: str | type[Backend], *, install_hint: str | None = None, replace: bool = False
+    name: str,
+    target: str | type[Backend],
+    *,
+    install_hint: str | None = None,
+    replace: bool = False,
 ) -> None:
     """Register a backend under ``name``.
 
@@ -123,5 +129,7 @@ def get_backend(name: str) -> type[Backend]:
             f"Install it with: {hint}"
         ) from exc
     if not (isinstance(cls, type) and issubclass(cls, Backend)):
-        raise UnknownBackendError(f"{reg.target!r} (backend {key!r}) is not an rmbg Backend subclass.")
+        raise UnknownBackendError(
+            f"{reg.target!r} (backend {key!r}) is not an rmbg Backend subclass."
+        )
     return cls

@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 
 from ..specs import RMBG_1_4, ModelSpec
 
-__all__ = ["Backend", "Engine", "EngineInfo", "ModelSource", "Precision", "PRECISIONS"]
+__all__ = ["PRECISIONS", "Backend", "Engine", "EngineInfo", "ModelSource", "Precision"]
 
 Precision = Literal["auto", "f32", "bf16", "f16"]
 PRECISIONS: tuple[str, ...] = ("auto", "f32", "bf16", "f16")

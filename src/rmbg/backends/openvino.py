@@ -24,7 +24,12 @@ from numpy.typing import NDArray
 
 from .. import cache
 from .._version import __version__
-from ..errors import BackendUnavailableError, DeviceNotFoundError, ModelError, UnsupportedOptionError
+from ..errors import (
+    BackendUnavailableError,
+    DeviceNotFoundError,
+    ModelError,
+    UnsupportedOptionError,
+)
 from .base import Backend, EngineInfo, ModelSource, SourceKind
 
 __all__ = ["OpenVINOBackend", "OpenVINOEngine"]
@@ -32,7 +37,11 @@ __all__ = ["OpenVINOBackend", "OpenVINOEngine"]
 logger = logging.getLogger("rmbg")
 
 #: precision -> INFERENCE_PRECISION_HINT value and the device capability it needs
-_HINTS: dict[str, tuple[str, str]] = {"f32": ("f32", "FP32"), "bf16": ("bf16", "BF16"), "f16": ("f16", "FP16")}
+_HINTS: dict[str, tuple[str, str]] = {
+    "f32": ("f32", "FP32"),
+    "bf16": ("bf16", "BF16"),
+    "f16": ("f16", "FP16"),
+}
 _VIRTUAL = ("AUTO", "MULTI", "HETERO", "BATCH")
 
 
@@ -63,7 +72,9 @@ class OpenVINOEngine:
         try:
             for i in range(x.shape[0]):
                 request.infer({0: x[i : i + 1]})
-                outs.append(np.array(request.get_output_tensor(0).data, dtype=np.float32, copy=True))
+                outs.append(
+                    np.array(request.get_output_tensor(0).data, dtype=np.float32, copy=True)
+                )
         finally:
             self._pool.put(request)
         return np.concatenate(outs, axis=0)
@@ -185,7 +196,9 @@ class OpenVINOBackend(Backend):
         model = self._convert()
         model.set_rt_info(__version__, ["rmbg", "version"])
         model.set_rt_info(self.source.weights_digest, ["rmbg", "weights_sha256"])
-        ov.save_model(model, str(folder / "model.xml"), compress_to_fp16=self._ir_precision() == "f16")
+        ov.save_model(
+            model, str(folder / "model.xml"), compress_to_fp16=self._ir_precision() == "f16"
+        )
 
     def _convert(self) -> ov.Model:
         spec = self.source.spec
@@ -194,7 +207,9 @@ class OpenVINOBackend(Backend):
             try:
                 model = ov.convert_model(str(self.source.path))
             except Exception as exc:
-                raise ModelError(f"OpenVINO could not read the ONNX file {self.source.path}: {exc}") from exc
+                raise ModelError(
+                    f"OpenVINO could not read the ONNX file {self.source.path}: {exc}"
+                ) from exc
             model = _prune(model, self.source)
             model.reshape({model.input(0): ov.PartialShape(shape)})
             return model
@@ -238,7 +253,10 @@ class OpenVINOBackend(Backend):
         config = self._config(device)
         target: Any = str(self._model_path) if self._model_path is not None else self._model
         compiled = self.core.compile_model(target, device, config)
-        n = int(self.options.get("num_requests") or _prop(compiled, "OPTIMAL_NUMBER_OF_INFER_REQUESTS", 1))
+        n = int(
+            self.options.get("num_requests")
+            or _prop(compiled, "OPTIMAL_NUMBER_OF_INFER_REQUESTS", 1)
+        )
         execution = tuple(_prop(compiled, "EXECUTION_DEVICES", [device]))
         hint = _prop(compiled, "INFERENCE_PRECISION_HINT", None)
         if isinstance(hint, ov.Type):
@@ -259,7 +277,9 @@ class OpenVINOBackend(Backend):
             model_files=tuple(files),
             details={"openvino": ov.get_version(), "config": config, "infer_requests": n},
         )
-        logger.info("OpenVINO engine on %s (runs on %s, %s)", device, ",".join(execution), inference)
+        logger.info(
+            "OpenVINO engine on %s (runs on %s, %s)", device, ",".join(execution), inference
+        )
         return OpenVINOEngine(compiled, info, n)
 
 

@@ -45,7 +45,9 @@ def _load_module(source: ModelSource) -> torch.nn.Module:
 class TorchEngine:
     """The network on one torch device. Thread-safe: inference mode mutates no module state."""
 
-    def __init__(self, net: torch.nn.Module, device: torch.device, dtype: torch.dtype, info: EngineInfo):
+    def __init__(
+        self, net: torch.nn.Module, device: torch.device, dtype: torch.dtype, info: EngineInfo
+    ):
         self._net = net
         self._device = device
         self._dtype = dtype
@@ -146,10 +148,13 @@ class TorchBackend(Backend):
             device=device,
             execution_devices=(device,),
             precision=self.precision,
-            inference_precision={torch.float32: "f32", torch.bfloat16: "bf16", torch.float16: "f16"}[dtype],
+            inference_precision={
+                torch.float32: "f32",
+                torch.bfloat16: "bf16",
+                torch.float16: "f16",
+            }[dtype],
             model_files=files,
             details={"torch": torch.__version__, "num_threads": torch.get_num_threads()},
         )
         logger.info("torch engine on %s (%s)", device, info.inference_precision)
         return TorchEngine(net, dev, dtype, info)
-
