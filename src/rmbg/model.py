@@ -186,10 +186,9 @@ class MaskOutput(nn.Module):
         first = out[0]
         if isinstance(first, (list, tuple)):
             first = first[0]
-        if not (isinstance(first, torch.Tensor) and first.ndim == 4 and first.shape[1] == 1):
+        if not (isinstance(first, torch.Tensor) and first.ndim == 4):
             raise TypeError(
-                "The model must return the BriaRMBG output structure ([d1, ..., d6], [...]), "
-                "with d1 "
+                "The model must return the BriaRMBG output structure ([d1, ..., d6], [...]) with d1 "
                 f"of shape (N, 1, H, W); got {type(out).__name__}."
             )
         return first

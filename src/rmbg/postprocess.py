@@ -26,6 +26,8 @@ from .preprocess import resize_bilinear
 
 __all__ = ["postprocess"]
 
+_BLOCK_ROWS = 256
+
 
 def postprocess(
     raw: NDArray[np.floating],
@@ -50,18 +52,25 @@ def postprocess(
         raise InvalidImageError(
             f"Expected a float network output of shape (1, 1, h, w), got {arr.dtype} {np.shape(raw)}."
         )
+    if normalize not in ("minmax", "none"):
+        raise UnsupportedOptionError(f"normalize must be 'minmax' or 'none', not {normalize!r}.")
     result = resize_bilinear(arr.astype(np.float32, copy=False), size)
+    mask = np.empty(result.shape, np.uint8)
     if normalize == "minmax":
         hi = result.max()
         lo = result.min()
         if not hi > lo:  # constant (or NaN) output: the reference would divide by zero
-            value = 255 if lo >= 0.5 else 0
-            return np.full(result.shape, value, np.uint8)
-        result -= lo
-        result /= hi - lo
-    elif normalize == "none":
-        np.clip(result, 0.0, 1.0, out=result)
-    else:
-        raise UnsupportedOptionError(f"normalize must be 'minmax' or 'none', not {normalize!r}.")
-    result *= np.float32(255.0)
-    return result.astype(np.uint8)
+            mask.fill(255 if lo >= 0.5 else 0)
+            return mask
+        span = hi - lo
+    # in row blocks, in place: the float32 resize is the only full-size temporary (4 B/pixel)
+    for a in range(0, result.shape[0], _BLOCK_ROWS):
+        block = result[a : a + _BLOCK_ROWS]
+        if normalize == "minmax":
+            block -= lo
+            block /= span
+        else:
+            np.clip(block, 0.0, 1.0, out=block)
+        block *= np.float32(255.0)
+        mask[a : a + _BLOCK_ROWS] = block
+    return mask

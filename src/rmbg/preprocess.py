@@ -55,13 +55,23 @@ def _lerp(
 
 
 def resize_bilinear(
-    image: NDArray[np.floating] | NDArray[np.uint8], size: tuple[int, int]
+    image: NDArray[np.floating] | NDArray[np.uint8],
+    size: tuple[int, int],
+    *,
+    out: NDArray[np.float32] | None = None,
+    block_rows: int = 128,
 ) -> NDArray[np.float32]:
     """Resize like torch's ``F.interpolate(mode="bilinear", align_corners=False)`` on the CPU.
+
+    Output rows are produced in blocks of ``block_rows``, so the float64 temporaries of the
+    emulated FMA stay small (a few MB) whatever the output size: the memory needed is the output
+    itself (4 bytes per pixel and channel) plus the width-resized source rows.
 
     Args:
         image: ``HxW`` or ``HxWxC`` array (any real dtype; computed in float32).
         size: Output ``(height, width)``.
+        out: Optional float32 array of the output shape to write into.
+        block_rows: Output rows computed at once.
 
     Returns:
         float32 array of shape ``(height, width[, C])``.
@@ -77,12 +87,22 @@ def resize_bilinear(
     j0, j1, v0, v1 = source_indices(in_h, out_h)
     # only the source rows the height pass reads are interpolated along the width
     rows, inverse = np.unique(np.concatenate([j0, j1]), return_inverse=True)
-    x = np.asarray(image[rows], dtype=np.float32)
     i0, i1, w0, w1 = source_indices(in_w, out_w)
-    extra = (1,) * (x.ndim - 2)
-    t = _lerp(x[:, i0], x[:, i1], w0.reshape(1, out_w, *extra), w1.reshape(1, out_w, *extra))
+    extra = (1,) * (image.ndim - 2)
+    ww0, ww1 = w0.reshape(1, out_w, *extra), w1.reshape(1, out_w, *extra)
+    t = np.empty((len(rows), out_w, *image.shape[2:]), np.float32)
+    step = max(1, (block_rows * out_w) // max(1, in_w))
+    for a in range(0, len(rows), step):
+        x = np.asarray(image[rows[a : a + step]], dtype=np.float32)
+        t[a : a + step] = _lerp(x[:, i0], x[:, i1], ww0, ww1)
     r0, r1 = inverse[:out_h], inverse[out_h:]
-    return _lerp(t[r0], t[r1], v0.reshape(out_h, 1, *extra), v1.reshape(out_h, 1, *extra))
+    vv0, vv1 = v0.reshape(out_h, 1, *extra), v1.reshape(out_h, 1, *extra)
+    if out is None:
+        out = np.empty((out_h, out_w, *image.shape[2:]), np.float32)
+    for a in range(0, out_h, block_rows):
+        b = min(a + block_rows, out_h)
+        out[a:b] = _lerp(t[r0[a:b]], t[r1[a:b]], vv0[a:b], vv1[a:b])
+    return out
 
 
 def preprocess(rgb: NDArray[np.uint8], spec: ModelSpec = RMBG_1_4) -> NDArray[np.float32]:

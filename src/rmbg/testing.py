@@ -11,7 +11,9 @@ needs neither torch nor OpenVINO. Use it to test code built on rmbg without mode
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -24,15 +26,21 @@ from .errors import DeviceNotFoundError, UnsupportedOptionError
 
 __all__ = ["FAKE_SOURCE", "FakeBackend", "FakeEngine", "fake_remover"]
 
+logger = logging.getLogger("rmbg")
+
 #: A model source that needs no files, for ``BackgroundRemover(FAKE_SOURCE, backend="fake")``.
 FAKE_SOURCE = ModelSource(kind="module", weights_digest="fake")
 
 
 class FakeEngine:
-    """``sigmoid(8 * mean_channel(x))``: bright pixels are "foreground". Counts its calls."""
+    """``sigmoid(8 * mean_channel(x))``: bright pixels are "foreground". Counts its calls.
 
-    def __init__(self, info: EngineInfo) -> None:
+    ``delay`` seconds are slept per call, to stand in for a slow network (interruption tests).
+    """
+
+    def __init__(self, info: EngineInfo, delay: float = 0.0) -> None:
         self._info = info
+        self.delay = delay
         self.calls = 0
         self._lock = threading.Lock()
 
@@ -45,12 +53,18 @@ class FakeEngine:
             raise ValueError(f"expected float32 (N, 3, H, W), got {batch.dtype} {batch.shape}")
         with self._lock:
             self.calls += 1
+        if self.delay > 0:
+            time.sleep(self.delay)
         y = 1.0 / (1.0 + np.exp(-8.0 * batch.mean(axis=1, keepdims=True)))
-        return y.astype(np.float32)
+        out: NDArray[np.float32] = y.astype(np.float32)
+        return out
 
 
 class FakeBackend(Backend):
-    """A backend without a network (``backend="fake"``). Devices: ``"cpu"`` and ``"fake"``."""
+    """A backend without a network (``backend="fake"``). Devices: ``"cpu"`` and ``"fake"``.
+
+    ``options`` may hold ``{"delay": seconds}``: each engine call sleeps that long.
+    """
 
     name: ClassVar[str] = "fake"
     accepts: ClassVar[tuple[SourceKind, ...]] = ("checkpoint", "module", "onnx", "ir")
@@ -86,6 +100,7 @@ class FakeBackend(Backend):
 
     def load(self, device: str) -> FakeEngine:
         self.loads.append(device)
+        logger.debug("fake engine loaded on %s", device)
         return FakeEngine(
             EngineInfo(
                 backend=self.name,
@@ -93,7 +108,8 @@ class FakeBackend(Backend):
                 execution_devices=(device,),
                 precision=self.precision,
                 inference_precision="f32",
-            )
+            ),
+            delay=float(self.options.get("delay", 0.0)),
         )
 
 

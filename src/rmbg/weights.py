@@ -236,15 +236,15 @@ def _download(repo_id: str, filename: str, **kwargs: Any) -> Path:
                 f"account accepted the licence at {licence}."
             ) from exc
         raise ModelNotFoundError(f"No repository {repo_id!r} on the Hugging Face Hub.") from exc
-    except hf.EntryNotFoundError as exc:
-        raise ModelNotFoundError(f"{repo_id} has no file {filename!r}.") from exc
-    except (hf.LocalEntryNotFoundError, hf.OfflineModeIsEnabled) as exc:
+    except (hf.LocalEntryNotFoundError, hf.OfflineModeIsEnabled) as exc:  # before its base class
         raise ModelNotFoundError(
             f"{repo_id} is not in the Hugging Face cache and cannot be downloaded now (offline, "
             f"HF_HUB_OFFLINE, or no network). While online run `rmbg download` or "
             f"`huggingface-cli download {repo_id}`, or pass a local checkpoint folder "
             "(config.json + model.safetensors) as the model, e.g. via RMBG_MODEL."
         ) from exc
+    except hf.EntryNotFoundError as exc:
+        raise ModelNotFoundError(f"{repo_id} has no file {filename!r}.") from exc
     except hf.HfHubHTTPError as exc:
         status = getattr(getattr(exc, "response", None), "status_code", None)
         if status in (401, 403):

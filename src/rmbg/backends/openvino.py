@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -225,7 +226,9 @@ class OpenVINOBackend(Backend):
 
         net = _load_module(self.source)
         example = torch.zeros(*shape)
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            # OpenVINO's PyTorch frontend traces with TorchScript, which torch now deprecates
+            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.jit")
             model = ov.convert_model(net, example_input=example, input=[ov.PartialShape(shape)])
         return model
 
