@@ -5,10 +5,15 @@ BRIA's ``briarmbg.py``: ``conv_in`` (stride 2; ``pool_in`` exists but is unused,
 checkpoint), six encoder stages of residual U-blocks (RSU7..RSU4, RSU4F), five decoder stages and
 six side heads, each upsampled bilinearly to the input size and passed through a sigmoid.
 ``forward`` returns ``([sigmoid(d1), ..., sigmoid(d6)], [hx1d, hx2d, hx3d, hx4d, hx5d, hx6])``.
+
+Loading is strict (:func:`load_state_dict_strict`): the 112 ``num_batches_tracked`` counters may be
+present (the official file) or absent (most exports); anything else that differs is an error
+naming the keys.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,9 +25,15 @@ from torch import nn
 from .errors import CheckpointMismatchError
 
 __all__ = [
+    "PARAMETERS",
     "REBNCONV",
     "RSU",
+    "RSU4",
     "RSU4F",
+    "RSU5",
+    "RSU6",
+    "RSU7",
+    "STATE_DICT_KEYS",
     "BriaRMBG",
     "MaskOutput",
     "build_model",
@@ -30,15 +41,25 @@ __all__ = [
     "random_model",
 ]
 
+#: Number of parameters of RMBG-1.4 (buffers not included).
 PARAMETERS = 44_046_790
+#: State-dict entries of the official file: 686 tensors + 112 ``num_batches_tracked`` counters.
+STATE_DICT_KEYS = 798
+_COUNTER = "num_batches_tracked"
+_SHOWN = 10
 
 
 def _upsample_like(src: torch.Tensor, tar: torch.Tensor) -> torch.Tensor:
+    """Bilinear resize of ``src`` to ``tar``'s spatial size (align_corners=False, as BRIA's)."""
     return F.interpolate(src, size=tar.shape[2:], mode="bilinear")
 
 
+def _pool() -> nn.MaxPool2d:
+    return nn.MaxPool2d(2, stride=2, ceil_mode=True)
+
+
 class REBNCONV(nn.Module):
-    """3x3 convolution (dilated), batch norm, ReLU."""
+    """3x3 convolution (dilated), batch norm, ReLU: ``conv_s1`` -> ``bn_s1`` -> ``relu_s1``."""
 
     def __init__(self, in_ch: int = 3, out_ch: int = 3, dirate: int = 1, stride: int = 1) -> None:
         super().__init__()
@@ -49,24 +70,28 @@ class REBNCONV(nn.Module):
         self.relu_s1 = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.relu_s1(self.bn_s1(self.conv_s1(x)))
+        out: torch.Tensor = self.relu_s1(self.bn_s1(self.conv_s1(x)))
+        return out
 
 
 class RSU(nn.Module):
-    """Residual U-block of height ``depth`` (RSU7, RSU6, RSU5, RSU4), RMBG-1.4's names.
+    """Residual U-block of height ``depth``; :class:`RSU7` .. :class:`RSU4` fix the depth.
 
     Encoder ``rebnconv1..rebnconv{depth-1}`` with ``pool1..pool{depth-2}`` between them, a dilated
-    ``rebnconv{depth}`` at the bottom, decoder ``rebnconv{depth-1}d..rebnconv1d``; returns
-    ``hx1d + hxin``.
+    ``rebnconv{depth}`` at the bottom, decoder ``rebnconv{depth-1}d..rebnconv1d``, each decoder
+    output upsampled to the next skip's size; returns ``hx1d + hxin``. Module names and their
+    registration order are those of BRIA's RSU7/RSU6/RSU5/RSU4.
     """
 
     def __init__(self, depth: int, in_ch: int, mid_ch: int, out_ch: int) -> None:
         super().__init__()
+        if depth < 3:
+            raise ValueError(f"An RSU block needs a depth of at least 3, not {depth}.")
         self.depth = depth
         self.rebnconvin = REBNCONV(in_ch, out_ch, dirate=1)
         self.rebnconv1 = REBNCONV(out_ch, mid_ch, dirate=1)
         for i in range(1, depth - 1):
-            setattr(self, f"pool{i}", nn.MaxPool2d(2, stride=2, ceil_mode=True))
+            setattr(self, f"pool{i}", _pool())
             setattr(self, f"rebnconv{i + 1}", REBNCONV(mid_ch, mid_ch, dirate=1))
         setattr(self, f"rebnconv{depth}", REBNCONV(mid_ch, mid_ch, dirate=2))
         for i in range(depth - 1, 1, -1):
@@ -76,7 +101,7 @@ class RSU(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         depth = self.depth
         hxin = self.rebnconvin(x)
-        skips = [self.rebnconv1(hxin)]
+        skips = [self.rebnconv1(hxin)]  # hx1 .. hx{depth-1}
         for i in range(1, depth - 1):
             hx = getattr(self, f"pool{i}")(skips[-1])
             skips.append(getattr(self, f"rebnconv{i + 1}")(hx))
@@ -85,13 +110,42 @@ class RSU(nn.Module):
         for i in range(depth - 2, 0, -1):
             skip = skips[i - 1]
             hx = getattr(self, f"rebnconv{i}d")(torch.cat((_upsample_like(hx, skip), skip), 1))
-        return hx + hxin
+        out: torch.Tensor = hx + hxin
+        return out
+
+
+class RSU7(RSU):
+    """RSU of height 7 (BRIA's ``RSU7``)."""
+
+    def __init__(self, in_ch: int = 3, mid_ch: int = 12, out_ch: int = 3) -> None:
+        super().__init__(7, in_ch, mid_ch, out_ch)
+
+
+class RSU6(RSU):
+    """RSU of height 6 (BRIA's ``RSU6``)."""
+
+    def __init__(self, in_ch: int = 3, mid_ch: int = 12, out_ch: int = 3) -> None:
+        super().__init__(6, in_ch, mid_ch, out_ch)
+
+
+class RSU5(RSU):
+    """RSU of height 5 (BRIA's ``RSU5``)."""
+
+    def __init__(self, in_ch: int = 3, mid_ch: int = 12, out_ch: int = 3) -> None:
+        super().__init__(5, in_ch, mid_ch, out_ch)
+
+
+class RSU4(RSU):
+    """RSU of height 4 (BRIA's ``RSU4``)."""
+
+    def __init__(self, in_ch: int = 3, mid_ch: int = 12, out_ch: int = 3) -> None:
+        super().__init__(4, in_ch, mid_ch, out_ch)
 
 
 class RSU4F(nn.Module):
-    """Residual U-block without pooling: dilations 1, 2, 4, 8."""
+    """Residual U-block without pooling: dilations 1, 2, 4, 8 (BRIA's ``RSU4F``)."""
 
-    def __init__(self, in_ch: int, mid_ch: int, out_ch: int) -> None:
+    def __init__(self, in_ch: int = 3, mid_ch: int = 12, out_ch: int = 3) -> None:
         super().__init__()
         self.rebnconvin = REBNCONV(in_ch, out_ch, dirate=1)
         self.rebnconv1 = REBNCONV(out_ch, mid_ch, dirate=1)
@@ -111,36 +165,38 @@ class RSU4F(nn.Module):
         hx3d = self.rebnconv3d(torch.cat((hx4, hx3), 1))
         hx2d = self.rebnconv2d(torch.cat((hx3d, hx2), 1))
         hx1d = self.rebnconv1d(torch.cat((hx2d, hx1), 1))
-        return hx1d + hxin
-
-
-def _pool() -> nn.MaxPool2d:
-    return nn.MaxPool2d(2, stride=2, ceil_mode=True)
+        out: torch.Tensor = hx1d + hxin
+        return out
 
 
 class BriaRMBG(nn.Module):
-    """BRIA RMBG-1.4 (44,046,790 parameters). ``in_ch``/``out_ch`` as in the checkpoint's config."""
+    """BRIA RMBG-1.4 (44,046,790 parameters).
+
+    Args:
+        in_ch: Input channels (``in_ch`` of the checkpoint's config.json).
+        out_ch: Output channels of the side heads (``out_ch`` of the config).
+    """
 
     def __init__(self, in_ch: int = 3, out_ch: int = 1) -> None:
         super().__init__()
         self.conv_in = nn.Conv2d(in_ch, 64, 3, stride=2, padding=1)
-        self.pool_in = _pool()  # in the checkpoint's module, never used in forward
-        self.stage1 = RSU(7, 64, 32, 64)
+        self.pool_in = _pool()  # in BRIA's module (no parameters), never used in forward
+        self.stage1 = RSU7(64, 32, 64)
         self.pool12 = _pool()
-        self.stage2 = RSU(6, 64, 32, 128)
+        self.stage2 = RSU6(64, 32, 128)
         self.pool23 = _pool()
-        self.stage3 = RSU(5, 128, 64, 256)
+        self.stage3 = RSU5(128, 64, 256)
         self.pool34 = _pool()
-        self.stage4 = RSU(4, 256, 128, 512)
+        self.stage4 = RSU4(256, 128, 512)
         self.pool45 = _pool()
         self.stage5 = RSU4F(512, 256, 512)
         self.pool56 = _pool()
         self.stage6 = RSU4F(512, 256, 512)
         self.stage5d = RSU4F(1024, 256, 512)
-        self.stage4d = RSU(4, 1024, 128, 256)
-        self.stage3d = RSU(5, 512, 64, 128)
-        self.stage2d = RSU(6, 256, 32, 64)
-        self.stage1d = RSU(7, 128, 16, 64)
+        self.stage4d = RSU4(1024, 128, 256)
+        self.stage3d = RSU5(512, 64, 128)
+        self.stage2d = RSU6(256, 32, 64)
+        self.stage1d = RSU7(128, 16, 64)
         self.side1 = nn.Conv2d(64, out_ch, 3, padding=1)
         self.side2 = nn.Conv2d(64, out_ch, 3, padding=1)
         self.side3 = nn.Conv2d(128, out_ch, 3, padding=1)
@@ -149,8 +205,17 @@ class BriaRMBG(nn.Module):
         self.side6 = nn.Conv2d(512, out_ch, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Run the network.
+
+        Args:
+            x: ``(N, in_ch, H, W)`` float input (RMBG-1.4: RGB in ``[-0.5, 0.5]``, 1024x1024).
+
+        Returns:
+            ``([sigmoid(d1), ..., sigmoid(d6)], [hx1d, hx2d, hx3d, hx4d, hx5d, hx6])``, every
+            ``d`` of shape ``(N, out_ch, H, W)``; the mask is the first, ``result[0][0]``.
+        """
         hxin = self.conv_in(x)
-        hx1 = self.stage1(hxin)
+        hx1 = self.stage1(hxin)  # stage1 runs on the stride-2 output; pool_in is skipped
         hx2 = self.stage2(self.pool12(hx1))
         hx3 = self.stage3(self.pool23(hx2))
         hx4 = self.stage4(self.pool34(hx3))
@@ -163,18 +228,22 @@ class BriaRMBG(nn.Module):
         hx1d = self.stage1d(torch.cat((_upsample_like(hx2d, hx1), hx1), 1))
         features = [hx1d, hx2d, hx3d, hx4d, hx5d, hx6]
         sides = (self.side1, self.side2, self.side3, self.side4, self.side5, self.side6)
-        ds = [
+        masks = [
             torch.sigmoid(_upsample_like(side(f), x))
             for side, f in zip(sides, features, strict=True)
         ]
-        return ds, features
+        return masks, features
 
 
 class MaskOutput(nn.Module):
-    """Wrap a BriaRMBG-like module so it returns only ``sigmoid(d1)``, ``(N, 1, H, W)``.
+    """Wrap a BriaRMBG-like module so that it returns only ``sigmoid(d1)``, ``(N, 1, H, W)``.
 
-    Accepts the module's ``(list_of_masks, list_of_features)`` tuple, or a transformers-style
-    output whose first element is that list. Converting this wrapper prunes the other 11 outputs.
+    Accepts the module's ``([d1, ..., d6], [features])`` tuple, a transformers-style output whose
+    first element is that list, or a module that already returns the mask tensor. Converting
+    (tracing) this wrapper prunes the other 11 outputs.
+
+    Args:
+        module: The network to wrap (available as ``self.module``).
     """
 
     def __init__(self, module: nn.Module) -> None:
@@ -183,84 +252,154 @@ class MaskOutput(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out: Any = self.module(x)
-        first = out[0]
+        first = out if isinstance(out, torch.Tensor) else out[0]
         if isinstance(first, (list, tuple)):
             first = first[0]
         if not (isinstance(first, torch.Tensor) and first.ndim == 4):
             raise TypeError(
                 "The model must return the BriaRMBG output structure ([d1, ..., d6], [...]) with d1 "
-                f"of shape (N, 1, H, W); got {type(out).__name__}."
+                f"of shape (N, 1, H, W); got {type(out).__name__}. Pass a BriaRMBG (RMBG-1.4) "
+                "module, e.g. one loaded with AutoModelForImageSegmentation.from_pretrained("
+                "'briaai/RMBG-1.4', trust_remote_code=True)."
             )
         return first
 
 
+def _listing(label: str, items: list[str]) -> str:
+    shown = ", ".join(items[:_SHOWN])
+    more = f", ... and {len(items) - _SHOWN} more" if len(items) > _SHOWN else ""
+    return f"{len(items)} {label} ({shown}{more})"
+
+
+def _prefix_hint(missing: list[str], unexpected: list[str]) -> str:
+    """Explain the common case of keys saved from a wrapper (``module.``, ``model.``...)."""
+    if not (missing and unexpected):
+        return ""
+    prefixes = {k.split(".", 1)[0] + "." for k in unexpected if "." in k}
+    if len(prefixes) != 1:
+        return ""
+    prefix = prefixes.pop()
+    stripped = {k[len(prefix) :] for k in unexpected if k.startswith(prefix)}
+    if not set(missing) <= stripped:
+        return ""
+    return (
+        f" Every unexpected key starts with {prefix!r}: the weights were saved from a wrapper "
+        "module; strip that prefix from the keys (or save the inner BriaRMBG's state_dict)."
+    )
+
+
 def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, Any]) -> None:
-    """Load ``state_dict`` into ``model``, exactly.
+    """Load ``state_dict`` into ``model`` exactly, or explain what does not match.
 
     The 112 ``*.num_batches_tracked`` counters may be present or absent (the official file has
-    them, exports often do not); any other missing or unexpected key, or a shape mismatch, raises
-    :class:`~rmbg.errors.CheckpointMismatchError` naming the keys.
+    them, most exports do not); absent ones keep the model's own values.
+
+    Args:
+        model: The network (a :class:`BriaRMBG`) to load into, in place.
+        state_dict: Key -> numpy array or torch tensor, e.g. from
+            :func:`rmbg.weights.read_state_dict`.
+
+    Raises:
+        CheckpointMismatchError: Another key is missing or unexpected, or a shape differs. The
+            message names the first keys of each kind and how many there are.
     """
     expected = model.state_dict()
     given = dict(state_dict)
-    counters = {k for k in expected if k.endswith("num_batches_tracked")}
+    counters = {k for k in expected if k.rsplit(".", 1)[-1] == _COUNTER}
     missing = sorted(set(expected) - set(given) - counters)
     unexpected = sorted(set(given) - set(expected))
     shapes = sorted(
-        f"{k}: checkpoint {tuple(np.shape(given[k]))} vs network {tuple(expected[k].shape)}"
+        f"{k} {tuple(np.shape(given[k]))} in the checkpoint, {tuple(expected[k].shape)} in the network"
         for k in set(given) & set(expected)
         if tuple(np.shape(given[k])) != tuple(expected[k].shape)
     )
     if missing or unexpected or shapes:
-        parts = []
-        for label, items in (
-            ("missing", missing),
-            ("unexpected", unexpected),
-            ("shape mismatches", shapes),
-        ):
-            if items:
-                shown = ", ".join(items[:10]) + (
-                    f", ... ({len(items) - 10} more)" if len(items) > 10 else ""
-                )
-                parts.append(f"{len(items)} {label}: {shown}")
+        parts = [
+            _listing(label, items)
+            for label, items in (
+                ("missing keys", missing),
+                ("unexpected keys", unexpected),
+                ("shape mismatches", shapes),
+            )
+            if items
+        ]
         raise CheckpointMismatchError(
-            "The checkpoint does not match the BriaRMBG (RMBG-1.4) network: "
+            f"The checkpoint does not fit the {type(model).__name__} (RMBG-1.4) network: "
             + "; ".join(parts)
-            + ". Check that it is an RMBG-1.4 checkpoint (model.safetensors of briaai/RMBG-1.4 or "
-            "a fine-tune with the same architecture)."
+            + "."
+            + _prefix_hint(missing, unexpected)
+            + " Use the model.safetensors of briaai/RMBG-1.4 or a fine-tune of the same "
+            "architecture (its keys have no prefix, e.g. 'conv_in.weight', 'side1.bias')."
         )
-    tensors = {
-        k: v if isinstance(v, torch.Tensor) else torch.from_numpy(np.asarray(v))
-        for k, v in given.items()
-    }
-    for k in counters - set(tensors):
-        tensors[k] = expected[k]
+    tensors: dict[str, torch.Tensor] = {}
+    with warnings.catch_warnings():
+        # safetensors may hand out read-only arrays; load_state_dict copies them, never writes
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        for key, value in given.items():
+            tensors[key] = (
+                value if isinstance(value, torch.Tensor) else torch.from_numpy(np.asarray(value))
+            )
+    for key in counters - set(tensors):
+        tensors[key] = expected[key]
     model.load_state_dict(tensors, strict=True)
 
 
+def _blank_model() -> BriaRMBG:
+    """A BriaRMBG whose tensors are allocated but not initialised (every one is overwritten next).
+
+    Skips the default Kaiming initialisation of 44M parameters; the batch counters are zeroed.
+    """
+    with torch.device("meta"):
+        model = BriaRMBG()
+    model = model.to_empty(device="cpu")
+    with torch.no_grad():
+        for name, buffer in model.named_buffers():
+            if name.endswith(_COUNTER):
+                buffer.zero_()
+    return model
+
+
 def build_model(state_dict: Mapping[str, Any]) -> BriaRMBG:
-    """A float32 BriaRMBG in eval mode with ``state_dict`` loaded strictly."""
-    model = BriaRMBG()
+    """A float32 :class:`BriaRMBG` in eval mode with ``state_dict`` loaded strictly.
+
+    Args:
+        state_dict: Key -> numpy array (or torch tensor), with or without the 112
+            ``num_batches_tracked`` counters; any float dtype (converted to float32).
+
+    Raises:
+        CheckpointMismatchError: The keys or shapes are not RMBG-1.4's.
+    """
+    model = _blank_model()
     load_state_dict_strict(model, state_dict)
     return model.float().eval()
 
 
 def random_model(seed: int = 0) -> BriaRMBG:
-    """A BriaRMBG with random weights and random batch-norm statistics, in eval mode (for tests)."""
+    """A :class:`BriaRMBG` with random weights and random batch-norm statistics, in eval mode.
+
+    Convolutions get He-normal weights, batch norms random affine parameters and running
+    statistics, so that every layer (including the BN folding a converter does) is exercised. For
+    parity tests on small inputs (64x64, 128x128); the output is not a meaningful mask.
+
+    Args:
+        seed: Seed of the private generator (the global torch RNG is left alone).
+    """
     gen = torch.Generator().manual_seed(seed)
-    model = BriaRMBG()
+    model = _blank_model()
     with torch.no_grad():
         for name, p in model.named_parameters():
-            if name.endswith("weight") and p.ndim == 4:
+            if p.ndim == 4:  # conv weight
                 fan_in = p.shape[1] * p.shape[2] * p.shape[3]
                 p.copy_(torch.randn(p.shape, generator=gen) * (2.0 / fan_in) ** 0.5)
-            elif ".bn_s1.weight" in name:
+            elif name.endswith(".bn_s1.weight"):
                 p.copy_(1 + 0.1 * torch.randn(p.shape, generator=gen))
-            else:
+            else:  # conv and bn biases
                 p.copy_(0.1 * torch.randn(p.shape, generator=gen))
         for name, b in model.named_buffers():
             if name.endswith("running_mean"):
                 b.copy_(0.1 * torch.randn(b.shape, generator=gen))
             elif name.endswith("running_var"):
                 b.copy_(1 + 0.5 * torch.rand(b.shape, generator=gen))
+            elif not name.endswith(_COUNTER):  # pragma: no cover - BriaRMBG has no other buffers
+                raise AssertionError(f"random_model does not know how to fill {name}")
     return model.eval()
