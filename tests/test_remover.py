@@ -128,3 +128,20 @@ def test_model_env_var_is_the_default(monkeypatch, tmp_path):
 
     with pytest.raises(ModelNotFoundError):
         BackgroundRemover(backend="fake")
+
+
+def test_cutout_keeps_the_inputs_own_colours_and_transparency(remover):
+    rgba = np.zeros((40, 60, 4), np.uint8)
+    rgba[..., 0] = 200
+    rgba[..., 1] = np.arange(60, dtype=np.uint8)[None, :]
+    rgba[..., 3] = 255
+    rgba[:, :20, 3] = 0  # fully transparent strip
+    rgba[:, 20:30, 3] = 100  # translucent strip
+    cut = remover.cutout(rgba)
+    mask = remover.mask(rgba)
+    from rmbg.compose import combined_alpha
+
+    np.testing.assert_array_equal(cut[..., :3], rgba[..., :3])  # not the white-flattened view
+    np.testing.assert_array_equal(cut[..., 3], combined_alpha(mask, rgba[..., 3]))
+    assert (cut[:, :20, 3] == 0).all()  # transparent input pixels stay transparent
+    assert (cut[:, 20:30, 3] <= 100).all()

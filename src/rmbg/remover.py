@@ -260,7 +260,7 @@ class BackgroundRemover:
             mask, threshold=threshold, feather=feather, grow=grow, invert=invert
         )
         out = _compose.compose(
-            loaded.rgb,
+            loaded.colors,  # the input's own colours, not the white-flattened network view
             mask,
             alpha=loaded.alpha,
             background=background,
