@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import glob
 import io
 import json
@@ -964,20 +965,29 @@ def _library_options(args: argparse.Namespace, kind: str) -> tuple[dict[str, Any
 # cutout / mask: the per-file stages
 # ---------------------------------------------------------------------------------------------
 def _compute(
-    remover: BackgroundRemover, jobs: Sequence[_Job], kind: str, options: dict[str, Any]
+    remover: BackgroundRemover,
+    jobs: Sequence[_Job],
+    kind: str,
+    options: dict[str, Any],
+    out: _Output,
 ) -> Iterator[tuple[_Job, Any]]:
-    """Stage 1, load + compute (the library's): yields ``(job, image or the exception)`` in order.
+    """Stages 1-2, load + compute + encode: yields ``(job, encoded bytes or the exception)``.
 
-    One call per file today; a pipelined ``remover.cutouts(..., return_exceptions=True)`` can
-    replace this function without touching the other stages.
+    Runs through the library's pipelined batch API, so decoding, pre/post-processing and
+    encoding of some files overlap the inference of others; results come back in job order.
     """
-    fn = remover.cutout if kind == "cutout" else remover.mask
-    for job in jobs:
-        source: Any = job.path if job.path is not None else io.BytesIO(job.data or b"")
-        try:
-            yield job, fn(source, **options)
-        except Exception as exc:
-            yield job, exc
+    batch = remover.cutouts if kind == "cutout" else remover.masks
+    sources: list[Any] = [
+        job.path if job.path is not None else io.BytesIO(job.data or b"") for job in jobs
+    ]
+    formats = {job.fmt for job in jobs}
+    then = None
+    if len(formats) == 1:  # one format per run: encode in the workers too
+        then = functools.partial(
+            _encode, fmt=formats.pop(), quality=out.quality, compress_level=out.compress_level
+        )
+    results = batch(sources, return_exceptions=True, then=then, **options)
+    yield from zip(jobs, results, strict=True)
 
 
 def _encode(image: Any, fmt: str, *, quality: int | None, compress_level: int) -> bytes:
@@ -1105,12 +1115,18 @@ def _process_many(
         summary: Receives the outcome of each job.
         progress: A tqdm bar (``update(1)`` per job) or None.
     """
-    for job, result in _compute(remover, jobs, kind, options):
+    for job, result in _compute(remover, jobs, kind, options, out):
         started = time.perf_counter()
         try:
             if isinstance(result, BaseException):
                 raise result
-            data = _encode(result, job.fmt, quality=out.quality, compress_level=out.compress_level)
+            data = (
+                result
+                if isinstance(result, bytes)
+                else _encode(
+                    result, job.fmt, quality=out.quality, compress_level=out.compress_level
+                )
+            )
             # a signal is held back until the file is in place *and* counted, so the summary of
             # an interrupted run lists exactly the files on disk
             with _signals_deferred() if job.dest is not None else contextlib.nullcontext():

@@ -282,6 +282,7 @@ class BackgroundRemover:
         *,
         workers: int | None = None,
         return_exceptions: bool = False,
+        then: Callable[[Any], Any] | None = None,
         **options: Any,
     ) -> Iterator[Any]:
         """Masks of many images, yielded in input order, with decoding, pre/post-processing and
@@ -292,12 +293,14 @@ class BackgroundRemover:
             workers: Images in flight at once (default: the engine's infer requests + 2).
             return_exceptions: Yield the exception raised for a bad image in its place instead of
                 raising it (and stopping) — what a batch job that must not stop wants.
+            then: Applied to each result in the worker thread (e.g. encode to PNG bytes), so that
+                this work overlaps inference too; its return value is what is yielded.
             **options: Keyword options of :meth:`mask`.
 
         Yields:
             One result per input, in order, typed as :meth:`mask` returns it.
         """
-        return self._pipeline(self.mask, images, workers, return_exceptions, options)
+        return self._pipeline(self.mask, images, workers, return_exceptions, then, options)
 
     def cutouts(
         self,
@@ -305,6 +308,7 @@ class BackgroundRemover:
         *,
         workers: int | None = None,
         return_exceptions: bool = False,
+        then: Callable[[Any], Any] | None = None,
         **options: Any,
     ) -> Iterator[Any]:
         """Cutouts of many images, in input order, pipelined like :meth:`masks`.
@@ -313,9 +317,10 @@ class BackgroundRemover:
             images: Any iterable of inputs :meth:`cutout` accepts (consumed lazily).
             workers: Images in flight at once (default: the engine's infer requests + 2).
             return_exceptions: Yield a bad image's exception in its place instead of raising.
+            then: Applied to each result in the worker thread (e.g. encoding).
             **options: Keyword options of :meth:`cutout`.
         """
-        return self._pipeline(self.cutout, images, workers, return_exceptions, options)
+        return self._pipeline(self.cutout, images, workers, return_exceptions, then, options)
 
     def _pipeline(
         self,
@@ -323,6 +328,7 @@ class BackgroundRemover:
         images: Iterable[_io.ImageInput],
         workers: int | None,
         return_exceptions: bool,
+        then: Callable[[Any], Any] | None,
         options: Mapping[str, Any],
     ) -> Iterator[Any]:
         engine = self.engine(options.get("device"))  # compile before the threads start
@@ -331,6 +337,8 @@ class BackgroundRemover:
         if workers < 1:
             raise UnsupportedOptionError(f"workers must be at least 1, not {workers}")
         call = functools.partial(fn, **options)
+        if then is not None:
+            call = _chain(call, then)
         with cf.ThreadPoolExecutor(workers, thread_name_prefix="rmbg") as pool:
             pending: collections.deque[cf.Future[Any]] = collections.deque()
             it = iter(images)
@@ -353,3 +361,10 @@ class BackgroundRemover:
             if return_exceptions:
                 return exc
             raise
+
+
+def _chain(first: Callable[[Any], Any], second: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def both(item: Any) -> Any:
+        return second(first(item))
+
+    return both
