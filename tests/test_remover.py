@@ -7,11 +7,11 @@ import threading
 import numpy as np
 import pytest
 from PIL import Image
-from rmbg.postprocess import postprocess
-from rmbg.preprocess import preprocess
 
 from rmbg import BackgroundRemover
 from rmbg.errors import DeviceNotFoundError, UnknownBackendError, UnsupportedOptionError
+from rmbg.postprocess import postprocess
+from rmbg.preprocess import preprocess
 from rmbg.testing import FAKE_SOURCE, fake_remover
 
 from .helpers import load_photo
