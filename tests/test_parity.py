@@ -4,12 +4,17 @@ Random weights (full BriaRMBG topology, small inputs) prove the conversion is fa
 weights; the stand-in checkpoint (real trained weights, RMBG-1.4 layout) proves it on real photos.
 Bounds, all measured on the project's 2-core AMD EPYC (AVX-512, BF16) CI machine:
 
-| comparison                                    | bound asserted                                  |
-|-----------------------------------------------|-------------------------------------------------|
-| OV f32 vs torch f32, random weights, raw      | atol 1e-4                                       |
-| OV f32 vs torch f32, masks                    | max 1 grey level                                |
-| OV auto (bf16 on this CPU) vs torch f32       | mean <= 1.0, IoU(0.5) >= 0.99                   |
-| OV from the fp16 ONNX export vs torch f32     | mean <= 1.0, IoU(0.5) >= 0.99                   |
+| comparison (masks in grey levels)              | measured (worst photo)         | bound asserted              |
+|------------------------------------------------|--------------------------------|-----------------------------|
+| OV f32 vs torch f32, random weights, raw       |                                | atol 1e-4                   |
+| OV f32 vs torch f32, masks                     | max 1, mean 0.000, IoU 1.0000  | max <= 1                    |
+| OV auto (bf16 on this CPU) vs torch f32        | max 6, mean 0.151, IoU 0.9952  | max <= 12, mean <= 0.5, IoU >= 0.99 |
+| OV on the fp16 ONNX export (f32 hint) vs torch | max 1, mean 0.000, IoU 1.0000  | max <= 2, mean <= 0.1, IoU >= 0.999 |
+| reference pipeline + onnxruntime on the export | max 1, mean 0.003, IoU 0.9999  | max <= 2, mean <= 0.05, IoU >= 0.999 |
+
+(The stand-in's safetensors were built from the fp16 export's weights, so the ONNX route and the
+checkpoint route compute with the same weight values here; with the official fp32 weights the
+ONNX route adds fp16 weight rounding. See docs/accuracy.md.)
 """
 
 from __future__ import annotations
@@ -100,7 +105,7 @@ def test_standin_default_precision_bound(standin_source, torch_masks, tmp_path_f
     masks = _ov_masks(standin_source, "auto", tmp_path_factory.mktemp("ov"))
     for name in PHOTOS:
         stats = mask_stats(masks[name], torch_masks[name])
-        assert stats["mean"] <= 1.0 and stats["iou"] >= 0.99, (name, stats)
+        assert stats["max"] <= 12 and stats["mean"] <= 0.5 and stats["iou"] >= 0.99, (name, stats)
 
 
 @pytest.mark.slow
@@ -113,7 +118,7 @@ def test_standin_onnx_route_bound(standin_dir, torch_masks, tmp_path_factory):
     masks = _ov_masks(source, "f32", tmp_path_factory.mktemp("ov"))
     for name in PHOTOS:
         stats = mask_stats(masks[name], torch_masks[name])
-        assert stats["mean"] <= 1.0 and stats["iou"] >= 0.99, (name, stats)
+        assert stats["max"] <= 2 and stats["mean"] <= 0.1 and stats["iou"] >= 0.999, (name, stats)
 
 
 @pytest.mark.slow
@@ -127,10 +132,10 @@ def test_golden_reference_pipeline_on_onnx_export(standin_dir, torch_masks):
     session = ort.InferenceSession(
         str(standin_dir / "onnx" / "model_fp16.onnx"), providers=["CPUExecutionProvider"]
     )
-    name = "astronaut"
-    im = load_photo(name)
-    x = preprocess_image(im, [1024, 1024]).numpy()
-    result = session.run(None, {session.get_inputs()[0].name: x})[0]
-    golden = postprocess_image(torch.from_numpy(result), list(im.shape[:2]))
-    stats = mask_stats(torch_masks[name], golden)
-    assert stats["mean"] <= 1.0 and stats["iou"] >= 0.99, stats
+    for name in PHOTOS:
+        im = load_photo(name)
+        x = preprocess_image(im, [1024, 1024]).numpy()
+        result = session.run(None, {session.get_inputs()[0].name: x})[0]
+        golden = postprocess_image(torch.from_numpy(result), list(im.shape[:2]))
+        stats = mask_stats(torch_masks[name], golden)
+        assert stats["max"] <= 2 and stats["mean"] <= 0.05 and stats["iou"] >= 0.999, (name, stats)
