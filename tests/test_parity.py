@@ -22,13 +22,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch  # the test extra installs torch and openvino: parity never silently skips
-from rmbg.postprocess import postprocess
-from rmbg.preprocess import preprocess
 
 from rmbg.backends.base import ModelSource
 from rmbg.backends.openvino import OpenVINOBackend
 from rmbg.backends.torch import TorchBackend
 from rmbg.model import random_model
+from rmbg.postprocess import postprocess
+from rmbg.preprocess import preprocess
 from rmbg.specs import RMBG_1_4
 
 from .helpers import PHOTOS, load_photo, mask_stats
