@@ -1,5 +1,5 @@
 """Developer sessions: ``nox -s tests`` (the README's test command, also what CI runs), ``lint``,
-``typecheck``, ``build``.
+``typecheck``, ``build``, ``bench`` (the benchmark suite, see ``docs/performance.md``).
 
 CPU PyTorch is installed first (``torch==2.13.0`` resolves to a local CPU wheel on the project's
 machines; any other torch requirement would pull several GB of CUDA wheels).
@@ -78,3 +78,16 @@ def build(session: nox.Session) -> None:
     for bad in (".safetensors", ".onnx", ".bin", ".pth"):
         if bad in listing:
             session.error(f"the wheel contains a {bad} file; weights must never ship")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """The benchmark suite on the stand-in checkpoint: prints ratios, writes
+    ``benchmarks/results/*.json`` and ``docs/performance.png``. Arguments after ``--`` go to
+    ``benchmarks/bench.py`` (e.g. ``nox -s bench -- --quick``)."""
+    session.install(TORCH)
+    session.install("-e", ".[bench]")
+    checkpoint = standin_checkpoint(session)
+    session.run(
+        "python", "benchmarks/bench.py", *session.posargs, env={"RMBG_TEST_CHECKPOINT": checkpoint}
+    )

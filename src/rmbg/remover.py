@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures as cf
+import dataclasses
 import functools
 import logging
 import os
@@ -54,7 +55,9 @@ class BackgroundRemover:
             ``"NPU"``...; torch: ``"cpu"`` (default), ``"cuda"``, ``"cuda:1"``... Case-insensitive. A
             device that is not present raises :class:`~rmbg.errors.DeviceNotFoundError`.
         precision: ``"auto"`` (the device's fastest accurate default), ``"f32"`` (exact parity with
-            the PyTorch reference), ``"bf16"`` or ``"f16"``.
+            the PyTorch reference), ``"bf16"``, ``"f16"`` or ``"int8"`` (OpenVINO: quantized once with
+            NNCF and kept only if its masks match f32's on held-out photos; see
+            :mod:`rmbg.quantize`).
         cache_dir: Root of rmbg's cache of converted models (default ``$RMBG_CACHE_DIR`` or
             ``~/.cache/rmbg``). Hub downloads go to the Hugging Face cache (``HF_HOME``).
         revision: Hub revision (branch, tag or commit) of ``model``.
@@ -64,6 +67,9 @@ class BackgroundRemover:
         spec: Model facts (input size, normalisation); defaults to RMBG-1.4's.
         max_pixels: Largest input accepted, in pixels (default: Pillow's ``MAX_IMAGE_PIXELS``);
             ``None`` disables the guard.
+        input_size: Run the network at this input size instead of the spec's (an int for a
+            square, or ``(height, width)``; multiples of 32 from 256). Smaller is faster and less
+            accurate: see ``docs/performance.md`` for the measured cost.
 
     Example:
         >>> remover = BackgroundRemover()                       # doctest: +SKIP
@@ -84,6 +90,7 @@ class BackgroundRemover:
         backend_options: Mapping[str, Any] | None = None,
         spec: ModelSpec = RMBG_1_4,
         max_pixels: int | None = _io.DEFAULT_MAX_PIXELS,
+        input_size: int | tuple[int, int] | None = None,
     ) -> None:
         from .weights import resolve_model
 
@@ -99,6 +106,8 @@ class BackgroundRemover:
             if isinstance(model, ModelSource)
             else resolve_model(model, spec=spec, revision=revision, token=token)
         )
+        if input_size is not None:
+            self.source = _with_input_size(self.source, input_size)
         if self.source.kind not in backend_cls.accepts:
             raise UnsupportedOptionError(
                 f"The {backend_cls.name!r} backend cannot run a model of kind "
@@ -243,9 +252,9 @@ class BackgroundRemover:
                 or an image (fitted to the output size).
             trim: Crop to the subject's bounding box (alpha >= ``trim_threshold``) plus ``margin``.
             margin: Pixels kept around the subject when trimming.
-            trim_threshold: Alpha level (0..255) that counts as subject when trimming.
+            trim_threshold: Alpha level (1..255) that counts as subject when trimming.
             refine_foreground: Estimate the foreground colour at soft edges so the old background
-                does not bleed into hair and fur (blur-fusion estimator).
+                does not bleed into hair and fur (multi-level estimator, Germer et al. 2020; see docs/options.md).
             normalize, threshold, feather, grow, invert: as for :meth:`mask`.
             exif_transpose: Apply the EXIF orientation first (default).
 
@@ -336,7 +345,7 @@ class BackgroundRemover:
             workers = int(getattr(engine, "n_requests", 1)) + 2
         if workers < 1:
             raise UnsupportedOptionError(f"workers must be at least 1, not {workers}")
-        call = functools.partial(fn, **options)
+        call: Callable[[Any], Any] = functools.partial(fn, **options)
         if then is not None:
             call = _chain(call, then)
         with cf.ThreadPoolExecutor(workers, thread_name_prefix="rmbg") as pool:
@@ -361,6 +370,26 @@ class BackgroundRemover:
             if return_exceptions:
                 return exc
             raise
+
+
+def _with_input_size(source: ModelSource, input_size: int | tuple[int, int]) -> ModelSource:
+    """``source`` with its spec's network input size replaced (validated)."""
+    size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
+    if (
+        len(size) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in size)
+        or not all(v >= 256 and v % 32 == 0 for v in size)
+    ):
+        raise UnsupportedOptionError(
+            f"input_size must be an int or an (height, width) pair of multiples of 32 from 256, "
+            f"not {input_size!r}."
+        )
+    if source.kind == "ir" and tuple(size) != source.spec.input_size:
+        raise UnsupportedOptionError(
+            "input_size= cannot change an OpenVINO IR's fixed input shape; pass the checkpoint, "
+            "the .onnx export or the torch module instead."
+        )
+    return dataclasses.replace(source, spec=source.spec.with_input_size(size[0], size[1]))
 
 
 def _chain(first: Callable[[Any], Any], second: Callable[[Any], Any]) -> Callable[[Any], Any]:

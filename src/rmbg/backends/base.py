@@ -22,8 +22,8 @@ from ..specs import RMBG_1_4, ModelSpec
 
 __all__ = ["PRECISIONS", "Backend", "Engine", "EngineInfo", "ModelSource", "Precision"]
 
-Precision = Literal["auto", "f32", "bf16", "f16"]
-PRECISIONS: tuple[str, ...] = ("auto", "f32", "bf16", "f16")
+Precision = Literal["auto", "f32", "bf16", "f16", "int8"]
+PRECISIONS: tuple[str, ...] = ("auto", "f32", "bf16", "f16", "int8")
 
 SourceKind = Literal["checkpoint", "onnx", "ir", "module"]
 

@@ -7,10 +7,15 @@ weights digest, the model spec, the input shape, the IR precision and the rmbg/O
 as it is. Each device is compiled once with a performance hint and, for ``precision``, the
 ``INFERENCE_PRECISION_HINT``; OpenVINO's own compiled-blob cache (``CACHE_DIR``) makes the second
 process's compile fast too.
+
+``precision="int8"`` quantizes the f32 IR with NNCF (:mod:`rmbg.quantize`), checks the result
+against f32 on held-out photos and caches it only if it meets the quality bar; the figures are
+kept in the cache manifest and reported in ``EngineInfo.details["quantization"]``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -94,6 +99,10 @@ class OpenVINOBackend(Backend):
         ``config``: a mapping of OpenVINO properties passed to ``compile_model`` untouched.
         ``num_requests``: infer requests in the pool (default: the compiled model's optimal number).
         ``compile_cache``: use OpenVINO's compiled-blob cache (default True).
+        ``calibration`` (``precision="int8"``): a folder of photos, or a list of images, to
+        calibrate on instead of the bundled set.
+        ``quantization`` (``precision="int8"``): NNCF settings, see
+        :class:`rmbg.quantize.QuantizationSettings` (e.g. ``{"subset_size": 64}``).
     """
 
     name: ClassVar[str] = "openvino"
@@ -109,10 +118,10 @@ class OpenVINOBackend(Backend):
         options: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(source, precision=precision, cache_dir=cache_dir, options=options)
-        if precision not in ("auto", *_HINTS):
+        if precision not in ("auto", "int8", *_HINTS):
             raise UnsupportedOptionError(
                 f"precision={precision!r} is not supported by the OpenVINO backend; "
-                f"use one of: auto, {', '.join(_HINTS)}."
+                f"use one of: auto, {', '.join(_HINTS)}, int8."
             )
         self.cache_root = Path(cache_dir) if cache_dir is not None else cache.default_cache_dir()
         self.core = ov.Core()
@@ -124,6 +133,10 @@ class OpenVINOBackend(Backend):
         self._lock = threading.Lock()
         self._model_path: Path | None = None
         self._model: ov.Model | None = None
+        self._quantization: dict[str, Any] | None = None
+        self._calibration: Any = (
+            None  # rmbg.quantize.CalibrationSet, built once (may be a generator)
+        )
 
     # -- devices --------------------------------------------------------------------------------
     def available_devices(self) -> tuple[str, ...]:
@@ -155,6 +168,8 @@ class OpenVINOBackend(Backend):
 
     # -- model ----------------------------------------------------------------------------------
     def _ir_precision(self) -> str:
+        if self.precision == "int8":
+            return "int8"
         return "f16" if self.precision == "f16" else "f32"
 
     def _key_parts(self) -> dict[str, Any]:
@@ -168,7 +183,31 @@ class OpenVINOBackend(Backend):
             "rmbg": __version__,
             "openvino": ov.get_version(),
             "format": 1,
+            **({"quantization": self._quantization_key()} if self.precision == "int8" else {}),
         }
+
+    def _quantization_key(self) -> dict[str, Any]:
+        """What makes one INT8 model differ from another: settings, calibration and held-out data."""
+        from .. import quantize
+
+        settings = quantize.settings_from_options(self.options)
+        return {
+            "settings": settings.as_dict(),
+            "calibration": self._calibration_set().digest,
+            "heldout": quantize.heldout_digest(),
+            "bar": dataclasses.asdict(quantize.DEFAULT_BAR),
+        }
+
+    def _calibration_set(self) -> Any:
+        """The calibration set of ``options["calibration"]``, read once."""
+        from .. import quantize
+
+        if self._calibration is None:
+            settings = quantize.settings_from_options(self.options)
+            self._calibration = quantize.calibration_set(
+                self.options.get("calibration"), settings=settings
+            )
+        return self._calibration
 
     def model_path(self) -> Path | None:
         """The IR file in use (converting into the cache on first call); None for an in-memory IR."""
@@ -179,31 +218,76 @@ class OpenVINOBackend(Backend):
         with self._lock:
             if self._model_path is not None or self._model is not None:
                 return
-            if self.source.kind == "ir":
+            if self.source.kind == "ir" and self.precision != "int8":
                 self._model = _prune(self.core.read_model(str(self.source.path)), self.source)
                 return
             parts = self._key_parts()
             key = cache.cache_key(parts)
             entry = self.cache_root / "ir" / key
             with cache.locked(entry.with_name(key + ".lock")):
-                if cache.read_manifest(entry) is None:
-                    logger.info("converting %s to OpenVINO IR (cache %s)", self.source.kind, entry)
-                    cache.write_entry(entry, self._convert_into, metadata={"key": parts})
+                manifest = cache.read_manifest(entry)
+                if manifest is None:
+                    metadata: dict[str, Any] = {"key": parts}
+                    if self.precision == "int8":
+                        logger.info("quantizing %s to INT8 (cache %s)", self.source.kind, entry)
+                    else:
+                        logger.info(
+                            "converting %s to OpenVINO IR (cache %s)", self.source.kind, entry
+                        )
+                    # the build adds the quantization figures to metadata before it is written
+                    manifest = cache.write_entry(
+                        entry, lambda d: self._convert_into(d, metadata), metadata=metadata
+                    )
                 else:
                     logger.debug("using cached IR %s", entry)
+            quantization = manifest.get("quantization")
+            self._quantization = dict(quantization) if isinstance(quantization, dict) else None
             self._model_path = entry / "model.xml"
 
-    def _convert_into(self, folder: Path) -> None:
-        model = self._convert()
+    def _convert_into(self, folder: Path, metadata: dict[str, Any] | None = None) -> None:
+        if self.precision == "int8":
+            model = self._quantize(metadata if metadata is not None else {})
+        else:
+            model = self._convert()
         model.set_rt_info(__version__, ["rmbg", "version"])
         model.set_rt_info(self.source.weights_digest, ["rmbg", "weights_sha256"])
         ov.save_model(
             model, str(folder / "model.xml"), compress_to_fp16=self._ir_precision() == "f16"
         )
 
+    def _quantize(self, metadata: dict[str, Any]) -> ov.Model:
+        """The f32 IR (converted into the cache first), quantized and checked against f32.
+
+        Raises :class:`rmbg.quantize.QuantizationQualityError` (nothing is cached) when the INT8
+        masks miss the bar on the held-out photos.
+        """
+        from .. import quantize
+
+        f32 = OpenVINOBackend(
+            self.source,
+            precision="f32",
+            cache_dir=self.cache_root,
+            options={"compile_cache": False},
+        )
+        f32._prepare()
+        model = f32._model if f32._model is not None else self.core.read_model(str(f32._model_path))
+        settings = quantize.settings_from_options(self.options)
+        quantized, report = quantize.quantize_checked(
+            self.core,
+            model,
+            calibration=self._calibration_set(),
+            spec=self.source.spec,
+            settings=settings,
+        )
+        metadata["quantization"] = report.as_dict()
+        quantized.set_rt_info("int8", ["rmbg", "precision"])
+        return quantized
+
     def _convert(self) -> ov.Model:
         spec = self.source.spec
         shape = [1, 3, *spec.input_size]
+        if self.source.kind == "ir":  # only for int8: the IR is quantized, not converted
+            return _prune(self.core.read_model(str(self.source.path)), self.source)
         if self.source.kind == "onnx":
             try:
                 model = ov.convert_model(str(self.source.path))
@@ -268,6 +352,8 @@ class OpenVINOBackend(Backend):
             inference = _HINTS[self.precision][0]
         else:  # AUTO does not report it: the default of the device it picked
             inference = f"default of {','.join(execution)}"
+        if self.precision == "int8":
+            inference = f"int8 (other layers: {inference})"
         files = [str(p) for p in self.source.files]
         if self._model_path is not None:
             files.append(str(self._model_path))
@@ -278,7 +364,12 @@ class OpenVINOBackend(Backend):
             precision=self.precision,
             inference_precision=inference,
             model_files=tuple(files),
-            details={"openvino": ov.get_version(), "config": config, "infer_requests": n},
+            details={
+                "openvino": ov.get_version(),
+                "config": config,
+                "infer_requests": n,
+                **({"quantization": self._quantization} if self._quantization else {}),
+            },
         )
         logger.info(
             "OpenVINO engine on %s (runs on %s, %s)", device, ",".join(execution), inference
