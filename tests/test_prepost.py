@@ -36,39 +36,12 @@ from rmbg.preprocess import preprocess, resize_bilinear, source_indices
 from rmbg.specs import RMBG_1_4
 
 from .helpers import PHOTOS, load_photo
+from .reference import normalize, postprocess_image, preprocess_image
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
-# -- the oracle: BRIA's utilities.py, torchvision's normalize written out --------------------------
-
-
-def normalize(image: torch.Tensor, mean: list[float], std: list[float]) -> torch.Tensor:
-    m = torch.tensor(mean, dtype=image.dtype).view(-1, 1, 1)
-    s = torch.tensor(std, dtype=image.dtype).view(-1, 1, 1)
-    return (image - m) / s
-
-
-def preprocess_image(im: np.ndarray, model_input_size: list[int]) -> torch.Tensor:
-    if len(im.shape) < 3:
-        im = im[:, :, np.newaxis]
-    im_tensor = torch.tensor(im, dtype=torch.float32).permute(2, 0, 1)
-    im_tensor = F.interpolate(
-        torch.unsqueeze(im_tensor, 0), size=model_input_size, mode="bilinear"
-    ).type(torch.uint8)
-    image = torch.divide(im_tensor, 255.0)
-    image = normalize(image, [0.5, 0.5, 0.5], [1.0, 1.0, 1.0])
-    return image
-
-
-def postprocess_image(result: torch.Tensor, im_size: list[int]) -> np.ndarray:
-    result = torch.squeeze(F.interpolate(result, size=im_size, mode="bilinear"), 0)
-    ma = torch.max(result)
-    mi = torch.min(result)
-    result = (result - mi) / (ma - mi)
-    im_array = (result * 255).permute(1, 2, 0).cpu().data.numpy().astype(np.uint8)
-    im_array = np.squeeze(im_array)
-    return im_array
+# the oracle: BRIA's utilities.py (tests/reference.py)
 
 
 def torch_resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
