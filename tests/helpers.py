@@ -33,3 +33,9 @@ def mask_stats(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
     union = np.logical_or(fa, fb).sum()
     iou = float(np.logical_and(fa, fb).sum() / union) if union else 1.0
     return {"max": float(d.max()), "mean": float(d.mean()), "iou": iou}
+
+
+def visible(colors: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """The colours a cutout keeps: ``colors`` where ``alpha > 0``, black where the pixel is fully
+    transparent (rmbg clears those: invisible, and the PNG gets half as big)."""
+    return (colors * (np.asarray(alpha) != 0)[..., None]).astype(np.uint8)

@@ -278,7 +278,8 @@ MASK = np.array([[0, 1, 128, 254, 255]], np.uint8)
 def test_transparent_cutout_is_colour_plus_mask():
     out = C.compose(FG, MASK)
     assert out.shape == (1, 5, 4) and out.dtype == np.uint8
-    np.testing.assert_array_equal(out[..., :3], FG)
+    np.testing.assert_array_equal(out[0, 0], [0, 0, 0, 0])  # fully transparent: colour cleared
+    np.testing.assert_array_equal(out[..., 1:, :3], FG[:, 1:])  # any alpha > 0 keeps the colour
     np.testing.assert_array_equal(out[..., 3], MASK)
     np.testing.assert_array_equal(C.compose(FG, MASK, background="transparent"), out)
     np.testing.assert_array_equal(C.compose(FG, MASK, background=(9, 9, 9, 0)), out)
@@ -550,7 +551,10 @@ def edge_errors(
     truth = af * fg + (1 - af) * new
     # and through compose(): refine_foreground uses exactly the default estimate
     if sizes is None:
-        np.testing.assert_array_equal(C.compose(image, a8, refine_foreground=True)[..., :3], est)
+        visible = (a8 > 0)[..., None]  # compose() clears the colour where alpha is 0
+        np.testing.assert_array_equal(
+            C.compose(image, a8, refine_foreground=True)[..., :3], est * visible
+        )
     return {
         "before": np.abs(image[soft] - fg[soft]).mean(),
         "after": np.abs(est[soft] - fg[soft]).mean(),
@@ -647,3 +651,18 @@ def test_estimate_bad_options(kwargs, error):
 def test_estimate_validates_shapes():
     with pytest.raises(ValueError, match="HxWx3"):
         C.estimate_foreground(rnd(4, 5, 3), rnd(4, 4))
+
+
+@pytest.mark.parametrize(
+    "shape", [(1, 1), (1, 7), (7, 1), (3, 5), (299, 977), (1001, 4001), (2, 300_001)]
+)
+def test_rgba_assembly_matches_the_plain_definition(shape):
+    """The cutout's RGBA is assembled 4 bytes at a time on threads (compose._rgba): equal to
+    the plain definition for every shape, the last pixel and strided inputs included."""
+    rng = np.random.default_rng(sum(shape))
+    fg = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    alpha = (rng.integers(0, 3, shape, dtype=np.uint8) * 127).astype(np.uint8)
+    expected = np.concatenate([fg * (alpha != 0)[..., None], alpha[..., None]], axis=2)
+    np.testing.assert_array_equal(C.compose(fg, alpha), expected)
+    flipped = C.compose(fg[:, ::-1], alpha[:, ::-1])  # non-contiguous inputs
+    np.testing.assert_array_equal(flipped, expected[:, ::-1])

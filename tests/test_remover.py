@@ -14,7 +14,7 @@ from rmbg.postprocess import postprocess
 from rmbg.preprocess import preprocess
 from rmbg.testing import FAKE_SOURCE, fake_remover
 
-from .helpers import load_photo
+from .helpers import load_photo, visible
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def test_output_types_follow_the_input(remover, tmp_path):
     )
     cut = remover.cutout(rgb)
     assert cut.shape == (*rgb.shape[:2], 4) and cut.dtype == np.uint8
-    np.testing.assert_array_equal(cut[..., :3], rgb)
+    np.testing.assert_array_equal(cut[..., :3], visible(rgb, arr_mask))
     np.testing.assert_array_equal(cut[..., 3], arr_mask)
 
     pil = Image.fromarray(rgb)
@@ -141,7 +141,8 @@ def test_cutout_keeps_the_inputs_own_colours_and_transparency(remover):
     mask = remover.mask(rgba)
     from rmbg.compose import combined_alpha
 
-    np.testing.assert_array_equal(cut[..., :3], rgba[..., :3])  # not the white-flattened view
+    # not the white-flattened view (and cleared where the cutout is fully transparent)
+    np.testing.assert_array_equal(cut[..., :3], visible(rgba[..., :3], cut[..., 3]))
     np.testing.assert_array_equal(cut[..., 3], combined_alpha(mask, rgba[..., 3]))
     assert (cut[:, :20, 3] == 0).all()  # transparent input pixels stay transparent
     assert (cut[:, 20:30, 3] <= 100).all()

@@ -16,8 +16,6 @@ exactly the input; ``tests/test_png.py`` checks it) with
 
 from __future__ import annotations
 
-import concurrent.futures as cf
-import os
 import struct
 import zlib
 from typing import Any
@@ -25,14 +23,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from . import _parallel
+
 __all__ = ["deflate_backend", "encode_png"]
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _COLOR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type (grey, grey+alpha, RGB, RGBA)
 _BLOCK_BYTES = 4 << 20  # raw bytes per deflate block (a few blocks per thread for a 12 MP image)
 _ADLER_BASE = 65521
-
-_executor: cf.ThreadPoolExecutor | None = None
 
 
 def _deflate_module() -> Any:
@@ -46,15 +44,6 @@ def _deflate_module() -> Any:
 def deflate_backend() -> str:
     """``"isal"`` when ISA-L's deflate is used, else ``"zlib"``."""
     return "isal" if _deflate_module() is not zlib else "zlib"
-
-
-def _pool() -> cf.ThreadPoolExecutor:
-    global _executor
-    if _executor is None:
-        _executor = cf.ThreadPoolExecutor(
-            max(1, min(4, os.cpu_count() or 1)), thread_name_prefix="rmbg-png"
-        )
-    return _executor
 
 
 def _chunk(tag: bytes, data: bytes) -> bytes:
@@ -97,7 +86,7 @@ def encode_png(
             (RGBA) uint8.
         level: Deflate level, 0-9 (ISA-L has levels 0-3: higher levels use its best).
         icc_profile: An ICC profile to embed (``iCCP`` chunk), e.g. the input's.
-        threads: Deflate row blocks on a small shared thread pool.
+        threads: Deflate row blocks on a few threads (:mod:`rmbg._parallel`).
 
     Returns:
         The PNG file's bytes.
@@ -129,8 +118,8 @@ def encode_png(
         data = co.compress(raw) + co.flush(zlib.Z_FINISH if last else zlib.Z_FULL_FLUSH)
         return bytes(data), zlib.adler32(raw), len(raw)
 
-    if threads and len(starts) > 1:
-        blocks = list(_pool().map(compress, range(len(starts))))
+    if threads:  # one range per block: the threads take the next block as they finish one
+        blocks = _parallel.run(lambda i, _: compress(i), [(i, i + 1) for i in range(len(starts))])
     else:
         blocks = [compress(i) for i in range(len(starts))]
     adler = 1

@@ -31,6 +31,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from . import _parallel
 from .errors import InvalidImageError, UnsupportedOptionError
 from .preprocess import resize_bilinear
 
@@ -42,6 +43,8 @@ Normalize = Literal["minmax", "none"]
 _F32 = np.float32
 # output pixels normalised at once (the float32 work stays in the cache)
 _BLOCK = 1 << 16
+# output pixels per thread, at least (smaller masks stay on the calling thread)
+_PARALLEL_MIN = 1 << 18
 
 
 def _as_map(raw: object) -> NDArray[np.float32]:
@@ -120,13 +123,18 @@ def postprocess(
         span = hi - lo  # float32, as torch's (ma - mi)
     mask = np.empty((height, width), np.uint8)
     rows = max(1, _BLOCK // width)
-    for a in range(0, height, rows):
-        block = result[a : a + rows]
-        if normalize == "minmax":
-            block -= lo
-            block /= span
-        else:
-            np.clip(block, _F32(0.0), _F32(1.0), out=block)
-        block *= _F32(255.0)
-        mask[a : a + rows] = block  # values in [0, 255]: the cast truncates, as .astype does
+
+    def to_levels(lo_row: int, hi_row: int) -> None:
+        for a in range(lo_row, hi_row, rows):
+            b = min(a + rows, hi_row)
+            block = result[a:b]
+            if normalize == "minmax":
+                block -= lo
+                block /= span
+            else:
+                np.clip(block, _F32(0.0), _F32(1.0), out=block)
+            block *= _F32(255.0)
+            mask[a:b] = block  # values in [0, 255]: the cast truncates, as .astype does
+
+    _parallel.run(to_levels, _parallel.split(height, max(1, _PARALLEL_MIN // width)))
     return mask

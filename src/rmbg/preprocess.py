@@ -54,6 +54,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from . import _parallel
 from .errors import InvalidImageError
 from .specs import RMBG_1_4, ModelSpec
 
@@ -67,7 +68,13 @@ _F64 = np.float64
 # torch's Vectorized<float>::size() in the AVX2 and AVX-512 builds of the channels-last kernel
 _VEC = 8
 # output elements per block: small float64 temporaries (a few MB), few numpy calls (measured)
-_BLOCK = 1 << 16
+_BLOCK = 1 << 17
+# float64 bits below float32's precision, and their value at a float32 midpoint
+_LOW_BITS = (1 << 29) - 1
+_MIDPOINT = 1 << 28
+_F32_TINY = 2.0**-126  # float32's smallest normal
+# output elements per thread, at least (smaller jobs stay on the calling thread)
+_PARALLEL_MIN = 1 << 18
 
 
 def source_indices(
@@ -102,26 +109,40 @@ def source_indices(
 # -- exact fused multiply-add -------------------------------------------------------------------
 
 
-def _fma_odd(a: NDArray[Any], w: NDArray[Any], c: NDArray[Any]) -> NDArray[np.float64]:
-    """``a * w + c`` in float64 rounded to odd: cast to float32, it is the correctly rounded fma.
+def _fma_odd(
+    a: NDArray[Any], w: NDArray[Any], c: NDArray[Any], *, tiny: bool = True
+) -> NDArray[np.float64]:
+    """``a * w + c`` in float64, rounded so that casting it to float32 gives the correct fma.
 
     ``a`` and ``w`` must hold float32 values (their product is then exact in float64), ``c`` a
-    float32 value. TwoSum gives the rounding error of the float64 sum; an inexact sum whose last
-    bit is even is moved one ulp towards the exact value.
+    float32 value. The float64 sum ``s`` is off only where it landed exactly on a midpoint between
+    two float32 values (then the second rounding may go the wrong way): only there is TwoSum's
+    rounding error computed, and ``s`` moved one ulp towards the exact value (round to odd).
+    Midpoints are found from the bits of ``s`` for float32-normal results; ``tiny=True`` also
+    takes the exact route for every result below float32's smallest normal (subnormal results
+    have coarser midpoints), which callers may skip when their values cannot get that small.
     """
     p = np.multiply(a, w, dtype=_F64)
     s: NDArray[np.float64] = p + c
-    bb = s - p
-    err = (p - (s - bb)) + (c - bb)
-    fix = (np.abs(err) > 0) & ((s.view(np.int64) & 1) == 0)  # NaN/inf: err is NaN, no fix
-    if fix.any():
-        s[fix] = np.nextafter(s[fix], np.copysign(np.inf, err[fix]))
+    suspect = (s.view(np.int64) & _LOW_BITS) == _MIDPOINT
+    if tiny:
+        suspect |= np.abs(s) < _F32_TINY
+    if suspect.any():
+        idx = np.nonzero(suspect)
+        ps, cs, ss = p[idx], np.broadcast_to(c, s.shape)[idx].astype(_F64), s[idx]
+        bb = ss - ps
+        err = (ps - (ss - bb)) + (cs - bb)
+        fix = (np.abs(err) > 0) & ((ss.view(np.int64) & 1) == 0)  # NaN/inf: err is NaN, no fix
+        ss[fix] = np.nextafter(ss[fix], np.copysign(np.inf, err[fix]))
+        s[idx] = ss
     return s
 
 
-def _fma(a: NDArray[Any], w: NDArray[Any], c: NDArray[Any]) -> NDArray[np.float32]:
+def _fma(
+    a: NDArray[Any], w: NDArray[Any], c: NDArray[Any], *, tiny: bool = True
+) -> NDArray[np.float32]:
     """Correctly rounded float32 ``fma(a, w, c)`` of float32 values."""
-    return _fma_odd(a, w, c).astype(_F32)
+    return _fma_odd(a, w, c, tiny=tiny).astype(_F32)
 
 
 def _lerp(
@@ -132,25 +153,52 @@ def _lerp(
     out: NDArray[np.float32],
     *,
     fused: bool,
+    tiny: bool = True,
 ) -> None:
     """``out = fma(a, w0, b * w1)``, or ``a * w0 + b * w1`` when not ``fused``, in float32."""
     c = np.multiply(b, w1, dtype=_F32)
     if fused:
-        out[...] = _fma_odd(a, w0, c)
+        out[...] = _fma_odd(a, w0, c, tiny=tiny)
     else:
         np.multiply(a, w0, out=out)
         out += c
+
+
+def _may_get_tiny(x: NDArray[Any], *weights: NDArray[np.float32]) -> bool:
+    """Could a bilinear mix of ``x`` with these per-axis weights be below float32's smallest
+    normal (then the fma must check every result, see :func:`_fma_odd`)?
+
+    Not when ``x`` is non-negative and its nonzero values are large enough that their product
+    with the smallest nonzero weight of each axis stays above ``2**-125``: every product, and
+    every sum of non-negative products, is then 0 or a normal float32. Negative values can cancel.
+    """
+    floor = 1.0
+    for w in weights:
+        positive = w[w > 0]
+        if positive.size:
+            floor *= float(positive.min())
+    limit = 2.0**-125 / floor
+    if x.dtype == np.uint8:
+        return limit > 1.0
+    with np.errstate(invalid="ignore"):
+        if not x.min() >= 0:  # negative values, or NaN
+            return True
+        return bool(((x > 0) & (x < limit)).any())
 
 
 # -- the two torch kernels -----------------------------------------------------------------------
 
 
 def _generic(x: NDArray[Any], out_h: int, out_w: int, *, fused: bool) -> NDArray[np.float32]:
-    """torch's separable generic kernel: width pass on the needed rows, then height pass."""
+    """torch's separable generic kernel: width pass on the needed rows, then height pass.
+
+    Both passes are split in row blocks over a few threads (:mod:`rmbg._parallel`).
+    """
     in_h, in_w = x.shape[:2]
     extra = (1,) * (x.ndim - 2)
     j0, j1, v0, v1 = source_indices(in_h, out_h, fused=fused)
     i0, i1, w0, w1 = source_indices(in_w, out_w, fused=fused)
+    tiny = fused and _may_get_tiny(x, np.concatenate([v0, v1]), np.concatenate([w0, w1]))
 
     # width pass, only on the source rows the height pass reads
     rows, inverse = np.unique(np.concatenate([j0, j1]), return_inverse=True)
@@ -158,19 +206,29 @@ def _generic(x: NDArray[Any], out_h: int, out_w: int, *, fused: bool) -> NDArray
     per_row = out_w * int(np.prod(x.shape[2:], dtype=np.int64))
     t = np.empty((rows.size, out_w, *x.shape[2:]), _F32)
     step = max(1, _BLOCK // per_row)
-    for a in range(0, rows.size, step):
-        src = x[rows[a : a + step]]
-        xa = np.asarray(src[:, i0], dtype=_F32)
-        xb = np.asarray(src[:, i1], dtype=_F32)
-        _lerp(xa, ww0, xb, ww1, t[a : a + step], fused=fused)
+    min_rows = max(1, _PARALLEL_MIN // per_row)
+
+    def width_pass(lo: int, hi: int) -> None:
+        for a in range(lo, hi, step):
+            b = min(a + step, hi)
+            src = x[rows[a:b]]
+            xa = np.asarray(src[:, i0], dtype=_F32)
+            xb = np.asarray(src[:, i1], dtype=_F32)
+            _lerp(xa, ww0, xb, ww1, t[a:b], fused=fused, tiny=tiny)
+
+    _parallel.run(width_pass, _parallel.split(rows.size, min_rows))
 
     # height pass
     r0, r1 = inverse[:out_h], inverse[out_h:]
     vv0, vv1 = v0.reshape(out_h, 1, *extra), v1.reshape(out_h, 1, *extra)
     out = np.empty((out_h, out_w, *x.shape[2:]), _F32)
-    for a in range(0, out_h, step):
-        b = a + step
-        _lerp(t[r0[a:b]], vv0[a:b], t[r1[a:b]], vv1[a:b], out[a:b], fused=fused)
+
+    def height_pass(lo: int, hi: int) -> None:
+        for a in range(lo, hi, step):
+            b = min(a + step, hi)
+            _lerp(t[r0[a:b]], vv0[a:b], t[r1[a:b]], vv1[a:b], out[a:b], fused=fused, tiny=tiny)
+
+    _parallel.run(height_pass, _parallel.split(out_h, min_rows))
     return out
 
 
