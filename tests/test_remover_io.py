@@ -16,7 +16,7 @@ from rmbg.postprocess import postprocess
 from rmbg.preprocess import preprocess
 from rmbg.testing import fake_remover
 
-from .helpers import load_photo
+from .helpers import load_photo, visible
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -155,7 +155,7 @@ def test_cutout_returns_the_input_kind(
 
 def test_transparent_cutout_is_the_photo_plus_the_mask(remover, photo):
     cut = remover.cutout(photo)
-    np.testing.assert_array_equal(cut[..., :3], photo)
+    np.testing.assert_array_equal(cut[..., :3], visible(photo, cut[..., 3]))
     np.testing.assert_array_equal(cut[..., 3], remover.mask(photo))
 
 
@@ -171,7 +171,8 @@ def test_bytes_results_are_lossless_png_carrying_the_icc_profile(remover, photo)
     Image.fromarray(photo).save(buf, "PNG", icc_profile=icc)
     cut = decode_png(remover.cutout(buf.getvalue()))
     assert cut.info.get("icc_profile") == icc  # colour results keep the input's colour space
-    np.testing.assert_array_equal(np.asarray(cut)[..., :3], photo)
+    rgba = np.asarray(cut)
+    np.testing.assert_array_equal(rgba[..., :3], visible(photo, rgba[..., 3]))
     assert "icc_profile" not in decode_png(remover.mask(buf.getvalue())).info  # a mask is no colour
     pil = Image.open(io.BytesIO(buf.getvalue()))
     assert remover.cutout(pil).info.get("icc_profile") == icc
@@ -188,7 +189,8 @@ def test_grey_16_bit_and_float_inputs(remover, photo):
     np.testing.assert_array_equal(remover.mask(unit), remover.mask(photo))
     cut = remover.cutout(Image.fromarray(grey))
     assert cut.mode == "RGBA"
-    np.testing.assert_array_equal(np.asarray(cut)[..., 0], grey)
+    rgba = np.asarray(cut)
+    np.testing.assert_array_equal(rgba[..., 0], visible(grey[..., None], rgba[..., 3])[..., 0])
 
 
 def test_input_alpha_is_flattened_for_the_network_and_kept_in_the_cutout(remover, photo):
@@ -202,7 +204,8 @@ def test_input_alpha_is_flattened_for_the_network_and_kept_in_the_cutout(remover
     mask = expected_mask(remover, flat)  # the network saw the image over white
     np.testing.assert_array_equal(remover.mask(rgba), mask)
     cut = remover.cutout(rgba)
-    np.testing.assert_array_equal(cut[..., :3], photo)  # the straight colours, not the flattened
+    # the straight colours, not the flattened ones (cleared where fully transparent)
+    np.testing.assert_array_equal(cut[..., :3], visible(photo, cut[..., 3]))
     np.testing.assert_array_equal(cut[..., 3], C.combined_alpha(mask, alpha))
     assert (cut[:, :100, 3] == 0).all()  # transparent stays transparent whatever the mask says
     pil = remover.cutout(Image.fromarray(rgba, "RGBA"))
@@ -246,7 +249,7 @@ def test_exif_rotated_jpeg_mask_is_aligned_with_the_displayed_image(
         np.testing.assert_array_equal(as_array(remover.mask(image)), expected)
     cut = as_array(remover.cutout(path))
     assert cut.shape == (300, 451, 4)
-    np.testing.assert_array_equal(cut[..., :3], displayed)
+    np.testing.assert_array_equal(cut[..., :3], visible(displayed, expected))
     np.testing.assert_array_equal(cut[..., 3], expected)
     # aligned with the photo itself (JPEG only blurs it a little), not with a turned copy
     assert np.abs(expected.astype(int) - expected_mask(remover, photo)).mean() < 2
@@ -346,7 +349,9 @@ def test_refine_foreground_changes_only_the_soft_pixels(remover, photo):
     opaque = plain[..., 3] == 255
     np.testing.assert_array_equal(refined[opaque], plain[opaque])
     mask = expected_mask(remover, photo)
-    np.testing.assert_array_equal(refined[..., :3], C.estimate_foreground(photo, mask))
+    np.testing.assert_array_equal(
+        refined[..., :3], visible(C.estimate_foreground(photo, mask), mask)
+    )
 
 
 @pytest.mark.parametrize(
@@ -491,3 +496,50 @@ def test_caller_file_object_is_left_open(remover, photo_file):
         assert not fh.closed
         fh.seek(0)
         assert fh.read(8) == PNG_SIGNATURE
+
+
+# -- output= ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["array", "pil", "png"])
+@pytest.mark.parametrize("source", ["path", "bytes", "array", "pil"])
+def test_output_kind_is_what_was_asked_whatever_the_input(remover, photo, photo_file, kind, source):
+    image = {
+        "path": photo_file,
+        "bytes": photo_file.read_bytes(),
+        "array": photo,
+        "pil": Image.fromarray(photo),
+    }[source]
+    expected_cut = remover.cutout(photo)  # array in, array out
+    for method, expected in ((remover.cutout, expected_cut), (remover.mask, expected_cut[..., 3])):
+        result = method(image, output=kind)
+        if kind == "array":
+            assert isinstance(result, np.ndarray) and result.flags.owndata
+        elif kind == "pil":
+            assert isinstance(result, Image.Image)
+        else:
+            assert isinstance(result, bytes) and result.startswith(PNG_SIGNATURE)
+            result = decode_png(result)
+        np.testing.assert_array_equal(np.asarray(result), expected)
+
+
+def test_output_png_carries_the_icc_profile_and_auto_mirrors_the_input(remover, photo):
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    pil = Image.fromarray(photo)
+    pil.info["icc_profile"] = icc
+    assert decode_png(remover.cutout(pil, output="png")).info.get("icc_profile") == icc
+    assert "icc_profile" not in decode_png(remover.mask(pil, output="png")).info
+    assert isinstance(remover.cutout(pil, output="auto"), Image.Image)
+    assert isinstance(remover.cutout(photo, output="auto"), np.ndarray)
+
+
+@pytest.mark.parametrize("bad", ["jpeg", "PNG", None, 1])
+def test_bad_output_kind_is_refused_before_any_work(remover, bad):
+    with pytest.raises(UnsupportedOptionError, match="output must be one of 'auto', 'array'"):
+        remover.cutout(b"not even an image", output=bad)  # the option is checked first
+    with pytest.raises(UnsupportedOptionError, match="output must be"):
+        remover.mask(b"not even an image", output=bad)
+
+
+def test_batches_take_the_output_option(remover, photo, photo_file):
+    results = list(remover.cutouts([photo_file, photo], output="png"))
+    assert all(isinstance(r, bytes) for r in results)
+    np.testing.assert_array_equal(np.asarray(decode_png(results[0])), remover.cutout(photo))

@@ -61,6 +61,8 @@ __all__ = [
     "ImageInput",
     "InputKind",
     "LoadedImage",
+    "OutputKind",
+    "check_output",
     "load_image",
     "to_output",
 ]
@@ -72,9 +74,9 @@ logger = logging.getLogger("rmbg")
 #: Pillow's global does not silently change rmbg's guard.
 DEFAULT_MAX_PIXELS: int = 89_478_485
 
-#: zlib level of the PNG that a ``bytes`` input gets back. Level 1 encodes a 12-megapixel RGBA
-#: cutout about 3.5x faster than Pillow's default (6) for files about 20% larger; PNG is lossless
-#: at every level.
+#: Deflate level of the PNG that a ``bytes`` input (or ``output="png"``) gets back, written by
+#: rmbg's own encoder (:mod:`rmbg._png`: Up filter, deflate on a few threads, ISA-L when
+#: ``rmbg[fast]`` is installed). Level 1 is the fast end; PNG is lossless at every level.
 PNG_COMPRESS_LEVEL: int = 1
 
 #: Everything :func:`load_image` accepts.
@@ -83,6 +85,11 @@ ImageInput: TypeAlias = (
 )
 
 InputKind: TypeAlias = Literal["path", "bytes", "file", "pil", "ndarray"]
+
+#: What :func:`to_output` returns: ``"auto"`` mirrors the input, or a numpy ``"array"``, a
+#: ``"pil"`` image, ``"png"`` bytes whatever the input was.
+OutputKind: TypeAlias = Literal["auto", "array", "pil", "png"]
+_OUTPUT_KINDS = ("auto", "array", "pil", "png")
 
 _ORIENTATION_TAG = 0x0112
 # Modes whose pixels np.asarray() returns as uint16 (any byte order).
@@ -534,38 +541,55 @@ def _from_array(image: NDArray[Any], *, max_pixels: int | None) -> LoadedImage:
 
 
 # -- output ----------------------------------------------------------------------------------------
+def check_output(output: object) -> None:
+    """Raise :class:`UnsupportedOptionError` unless ``output`` is an :data:`OutputKind`."""
+    if output not in _OUTPUT_KINDS:
+        raise UnsupportedOptionError(
+            f"output must be one of {', '.join(map(repr, _OUTPUT_KINDS))}, not {output!r}."
+        )
+
+
 def to_output(
-    array: NDArray[np.uint8], like: LoadedImage
+    array: NDArray[np.uint8], like: LoadedImage, output: OutputKind = "auto"
 ) -> Image.Image | NDArray[np.uint8] | bytes:
-    """Return a result in the kind of object the caller passed.
+    """Return a result in the kind of object the caller passed (or asked for).
 
     Args:
         array: ``HxW`` (a mask), ``HxWx3`` (RGB) or ``HxWx4`` (RGBA) uint8.
         like: The :class:`LoadedImage` the result was computed from.
+        output: ``"auto"``: an ``ndarray`` for an array input, PNG bytes for bytes, a PIL image
+            for a path, file or PIL image; or ``"array"``, ``"pil"``, ``"png"`` for that kind
+            whatever the input.
 
     Returns:
-        For an array input, an ``ndarray`` that shares no memory with the input (``array`` itself
-        when it is a writeable C-contiguous array owning its data, else a copy). For bytes, PNG
-        bytes (lossless, ``compress_level=PNG_COMPRESS_LEVEL``). For a path, file or PIL image, a
-        PIL image of mode ``"L"``, ``"RGB"`` or ``"RGBA"``. Colour results carry the input's ICC
-        profile when it is an RGB one (``info["icc_profile"]``, written by ``save``).
+        An ``ndarray`` that shares no memory with the input (``array`` itself when it is a
+        writeable C-contiguous array owning its data, else a copy); PNG bytes (lossless, level
+        ``PNG_COMPRESS_LEVEL``, rmbg's fast encoder); or a PIL image of mode ``"L"``, ``"RGB"``
+        or ``"RGBA"``. Colour results carry the input's ICC profile when it is an RGB one (PNG:
+        an ``iCCP`` chunk; PIL: ``info["icc_profile"]``, written by ``save``).
 
     Raises:
         ValueError: ``array`` is not one of the three layouts.
+        UnsupportedOptionError: ``output`` is not one of the kinds above.
     """
+    check_output(output)
     if array.dtype != np.uint8 or not (
         array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (3, 4))
     ):
         raise ValueError(f"expected HxW, HxWx3 or HxWx4 uint8, got {array.dtype} {array.shape}")
-    if like.kind == "ndarray":
+    if output == "auto":
+        output = {"ndarray": "array", "bytes": "png"}.get(like.kind, "pil")  # type: ignore[assignment]
+    if output == "array":
         fresh = array.flags.c_contiguous and array.flags.writeable and array.flags.owndata
         return array if fresh else np.array(array, order="C", copy=True)
-    pil = Image.fromarray(np.ascontiguousarray(array))
     icc = like.icc_profile
-    if array.ndim == 3 and icc is not None and icc[16:20] == b"RGB ":
+    if not (array.ndim == 3 and icc is not None and icc[16:20] == b"RGB "):
+        icc = None
+    if output == "png":
+        from ._png import encode_png
+
+        return encode_png(array, level=PNG_COMPRESS_LEVEL, icc_profile=icc)
+    pil = Image.fromarray(np.ascontiguousarray(array))
+    if icc is not None:
         pil.info["icc_profile"] = icc
-    if like.kind == "bytes":
-        buf = io.BytesIO()
-        pil.save(buf, "PNG", compress_level=PNG_COMPRESS_LEVEL)
-        return buf.getvalue()
     return pil

@@ -198,6 +198,7 @@ class BackgroundRemover:
         grow: int = 0,
         invert: bool = False,
         exif_transpose: bool = True,
+        output: _io.OutputKind = "auto",
     ) -> Any:
         """The soft alpha mask of ``image``, the same height and width as the image.
 
@@ -211,17 +212,20 @@ class BackgroundRemover:
             grow: Grow (positive) or shrink (negative) the mask by this many pixels.
             invert: Keep the background instead of the subject.
             exif_transpose: Apply the EXIF orientation first (default), as viewers display it.
+            output: ``"auto"`` mirrors the input (below); ``"array"``, ``"pil"`` or ``"png"``
+                (bytes, rmbg's fast lossless encoder) whatever the input.
 
         Returns:
             Mirrors the input: a mode ``"L"`` PIL image for a path, file or PIL input, an ``HxW``
             uint8 array for an array, PNG bytes for bytes.
         """
+        _io.check_output(output)
         loaded = _io.load_image(image, exif_transpose=exif_transpose, max_pixels=self.max_pixels)
         mask = self.predict(loaded.rgb, device=device, normalize=normalize)
         mask = _compose.shape_mask(
             mask, threshold=threshold, feather=feather, grow=grow, invert=invert
         )
-        return _io.to_output(mask, loaded)
+        return _io.to_output(mask, loaded, output)
 
     def cutout(
         self,
@@ -239,6 +243,7 @@ class BackgroundRemover:
         grow: int = 0,
         invert: bool = False,
         exif_transpose: bool = True,
+        output: _io.OutputKind = "auto",
     ) -> Any:
         """The image with its background removed: RGBA, or RGB over an opaque ``background``.
 
@@ -257,12 +262,15 @@ class BackgroundRemover:
                 does not bleed into hair and fur (multi-level estimator, Germer et al. 2020; see docs/options.md).
             normalize, threshold, feather, grow, invert: as for :meth:`mask`.
             exif_transpose: Apply the EXIF orientation first (default).
+            output: ``"auto"`` mirrors the input (below); ``"array"``, ``"pil"`` or ``"png"``
+                (bytes, rmbg's fast lossless encoder) whatever the input.
 
         Returns:
             Mirrors the input: a PIL image (``"RGBA"``, or ``"RGB"`` over an opaque background) for a
             path, file or PIL input, an ``HxWx4``/``HxWx3`` uint8 array for an array, PNG bytes for
-            bytes.
+            bytes. Fully transparent pixels of an RGBA cutout are ``(0, 0, 0, 0)``.
         """
+        _io.check_output(output)
         loaded = _io.load_image(image, exif_transpose=exif_transpose, max_pixels=self.max_pixels)
         mask = self.predict(loaded.rgb, device=device, normalize=normalize)
         mask = _compose.shape_mask(
@@ -282,7 +290,7 @@ class BackgroundRemover:
             if box is not None:
                 x0, y0, x1, y1 = box
                 out = np.ascontiguousarray(out[y0:y1, x0:x1])
-        return _io.to_output(out, loaded)
+        return _io.to_output(out, loaded, output)
 
     # -- pipelined batches ----------------------------------------------------------------------
     def masks(
