@@ -210,6 +210,27 @@ def test_model_is_loaded_once_per_run(tree, tmp_path, env, fake):
     assert len(list((tmp_path / "o").rglob("*.png"))) == 2
 
 
+def test_several_files_use_the_backends_batch_options_unless_told_otherwise(
+    tree, tmp_path, env, fake
+):
+    """Folder mode passes the backend's ``batch_options`` (OpenVINO: PERFORMANCE_HINT=THROUGHPUT,
+    faster for batches, see docs/performance.md; the fake backend declares the same); one file
+    keeps the library's defaults; the user's --backend-option wins."""
+    many = ["mask", str(tree / "sub"), "-r", "--out-dir", "o", "-vv"]
+    cases = [
+        (many, "'performance_hint': 'THROUGHPUT'"),
+        (["mask", str(tree / "sub" / "b.png"), "-o", "one.png", "-vv"], "(options: {})"),
+        (
+            [*many, "--overwrite", "--backend-option", "performance_hint=LATENCY"],
+            "'performance_hint': 'LATENCY'",
+        ),
+    ]
+    for args, expected in cases:
+        proc = run(*args, *fake, env=env, cwd=tmp_path)
+        assert proc.returncode == 0, err(proc)
+        assert expected in err(proc), err(proc)
+
+
 # ---------------------------------------------------------------------------------------------
 # naming, existing outputs
 # ---------------------------------------------------------------------------------------------
@@ -596,12 +617,14 @@ def test_real_weights_cutout_verify_export(standin_dir, tmp_path, env):
         "--device",
         "CPU",
         "--json",
+        "-v",
         *model,
         env=env,
         cwd=tmp_path,
         timeout=600,
     )
     assert proc.returncode == 1, err(proc)
+    assert "THROUGHPUT hint" in err(proc)  # a folder: the backend's batch options
     s = summary(proc)
     assert s["processed"] == 2 and [Path(f["input"]).name for f in s["failed"]] == ["broken.jpg"]
     alpha = np.asarray(assert_complete_image(tmp_path / "out" / "chelsea.png"))[..., 3]

@@ -63,13 +63,16 @@ class FakeEngine:
 class FakeBackend(Backend):
     """A backend without a network (``backend="fake"``). Devices: ``"cpu"`` and ``"fake"``.
 
-    ``options`` may hold ``{"delay": seconds}``: each engine call sleeps that long.
+    ``options`` may hold ``{"delay": seconds}``: each engine call sleeps that long; other options
+    are accepted and ignored (the debug log of each load lists them).
     """
 
     name: ClassVar[str] = "fake"
     accepts: ClassVar[tuple[SourceKind, ...]] = ("checkpoint", "module", "onnx", "ir")
     default_device: ClassVar[str] = "cpu"
     devices: ClassVar[tuple[str, ...]] = ("cpu", "fake")
+    #: Like OpenVINO's, so that batch callers' handling of it can be tested without a network.
+    batch_options: ClassVar[Mapping[str, Any]] = {"performance_hint": "THROUGHPUT"}
 
     def __init__(
         self,
@@ -100,7 +103,7 @@ class FakeBackend(Backend):
 
     def load(self, device: str) -> FakeEngine:
         self.loads.append(device)
-        logger.debug("fake engine loaded on %s", device)
+        logger.debug("fake engine loaded on %s (options: %s)", device, dict(self.options))
         return FakeEngine(
             EngineInfo(
                 backend=self.name,

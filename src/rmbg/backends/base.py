@@ -115,6 +115,9 @@ class Backend(abc.ABC):
     accepts: ClassVar[tuple[SourceKind, ...]] = ("checkpoint", "module")
     #: Default device when the user gives none.
     default_device: ClassVar[str] = "cpu"
+    #: Backend options that favour throughput over latency, which callers that process many
+    #: images at once (the CLI's folder mode) apply unless the user set them.
+    batch_options: ClassVar[Mapping[str, Any]] = {}
 
     def __init__(
         self,
