@@ -142,7 +142,9 @@ def test_recursive_folder_keeps_structure_and_reports_bad_files(tree, tmp_path, 
     assert sorted(Path(f["input"]).relative_to(tree).as_posix() for f in s["failed"]) == sorted(BAD)
     for f in s["failed"]:
         assert f["error"].strip(), f  # a reason, not just a name
-        assert Path(f["input"]).name in err(proc)  # reported on stderr too
+        assert Path(f["input"]).name not in f["error"], f  # the name once, in "input"
+        line = next(x for x in err(proc).splitlines() if f["input"] in x)  # on stderr too,
+        assert line.count(Path(f["input"]).name) == 1, line  # named once
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert written == sorted(GOOD.values())
     for src, dst in GOOD.items():

@@ -684,6 +684,13 @@ class _Summary:
     error: str | None = None  # the run could not start (the model did not load)
 
     def fail(self, label: str, reason: str) -> None:
+        for named in (
+            f"{label!r}: ",
+            f"{label}: ",
+        ):  # the library names the file too: once is enough
+            if reason.startswith(named):
+                reason = reason[len(named) :]
+                break
         self.failed.append({"input": label, "error": reason})
         logger.error("%s: %s", label, reason)
 

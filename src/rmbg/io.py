@@ -221,7 +221,7 @@ def load_image(
                 f"{path!r} is a URL: rmbg reads local files only. Download it and pass the bytes."
             )
         if os.path.isfile(path) and os.path.getsize(path) == 0:
-            raise InvalidImageError(f"{path!r} is an empty file (0 bytes).")
+            raise InvalidImageError(f"{path!r}: an empty file (0 bytes).")
         return _from_encoded(path, repr(path), "path", exif_transpose, max_pixels, frame)
     if _is_text_stream(image):
         raise InvalidImageError("The file is open in text mode; open it in binary mode ('rb').")
