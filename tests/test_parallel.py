@@ -99,3 +99,34 @@ def test_many_callers_at_once_get_the_same_bytes_as_one(monkeypatch):
         results = list(pool.map(lambda _: everything(), range(6)))
     for result in results:
         assert result == serial
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX-only")
+def test_a_forked_child_gets_a_working_pool(monkeypatch):
+    """multiprocessing's fork start method (and data loaders built on it) copy the process with
+    the pool object but without its threads: the child must neither hang nor fail."""
+    import multiprocessing
+
+    monkeypatch.setenv("RMBG_NUM_THREADS", "2")
+    rgb = np.random.default_rng(1).integers(0, 256, (1500, 2000, 3), dtype=np.uint8)
+    expected = preprocess(rgb)  # the parent's pool has threads now
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        child = pool.apply_async(preprocess, (rgb,)).get(timeout=120)
+    np.testing.assert_array_equal(child, expected)
+
+
+def test_a_busy_pool_never_makes_a_caller_wait(monkeypatch):
+    """Helpers queued behind other work are cancelled once the caller has done every range."""
+    monkeypatch.setenv("RMBG_NUM_THREADS", "8")
+    release = threading.Event()
+    blockers = [_parallel._pool().submit(release.wait) for _ in range(8)]  # every pool thread busy
+    try:
+        started = time.perf_counter()
+        assert _parallel.run(lambda a, b: a + b, [(i, i) for i in range(10)]) == [
+            2 * i for i in range(10)
+        ]
+        assert time.perf_counter() - started < 5
+    finally:
+        release.set()
+        cf.wait(blockers)

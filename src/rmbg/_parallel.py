@@ -5,7 +5,8 @@ normalisation, a composition or a PNG's deflate run in parallel on threads. :fun
 through a job's ranges on the calling thread *and* on a few threads of a shared pool, each taking
 the next range nobody has taken: a pool kept busy by other callers (the batch API's workers,
 several user threads) never makes a call wait in a queue -- the caller does the work itself --
-and a call made from a pool thread (nested) runs inline. Results come back in order.
+and a call made from a pool thread (nested) runs inline. Results come back in order. A forked
+child (multiprocessing's default start method on Linux, many data loaders) gets a fresh pool.
 
 The number of threads is ``RMBG_NUM_THREADS`` when set (``1`` disables the splitting), else the
 number of cores, at most 8.
@@ -38,6 +39,17 @@ def num_threads() -> int:
         except ValueError:
             pass  # a bad value must not break a library call: fall back to the default
     return max(1, min(_MAX_THREADS, os.cpu_count() or 1))
+
+
+def _forget_pool() -> None:
+    """In a forked child the pool's threads do not exist: start a new pool there."""
+    global _executor, _lock
+    _executor = None
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 def _pool() -> cf.ThreadPoolExecutor:
@@ -97,7 +109,9 @@ def run(fn: Callable[[int, int], T], ranges: Sequence[tuple[int, int]]) -> list[
 
     futures = [_pool().submit(in_pool) for _ in range(helpers)]
     work()
-    cf.wait(futures)
+    # helpers that never started (a busy pool, or a forked child's pool) are cancelled, not waited
+    # for: cf.wait would block on a cancelled future until a pool thread dequeued it
+    cf.wait([future for future in futures if not future.cancel()])
     if errors:
         raise errors[0]
     return results  # type: ignore[return-value]
