@@ -44,7 +44,8 @@ def test_split_covers_the_job_in_contiguous_ranges(monkeypatch):
 @pytest.mark.parametrize(("value", "expected"), [("1", 1), ("4", 4), ("0", 1), ("lots", None)])
 def test_num_threads_follows_the_environment(monkeypatch, value, expected):
     monkeypatch.setenv("RMBG_NUM_THREADS", value)
-    default = max(1, min(8, os.cpu_count() or 1))
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    default = max(1, min(8, usable or 1))
     assert _parallel.num_threads() == (expected if expected is not None else default)
 
 

@@ -9,7 +9,8 @@ and a call made from a pool thread (nested) runs inline. Results come back in or
 child (multiprocessing's default start method on Linux, many data loaders) gets a fresh pool.
 
 The number of threads is ``RMBG_NUM_THREADS`` when set (``1`` disables the splitting), else the
-number of cores, at most 8.
+number of CPUs the process may run on (its affinity), at most 8. Container CPU quotas are not
+visible that way: set ``RMBG_NUM_THREADS`` to the quota there.
 """
 
 from __future__ import annotations
@@ -31,14 +32,25 @@ _local = threading.local()
 
 
 def num_threads() -> int:
-    """Threads a job is split over: ``RMBG_NUM_THREADS``, else the cores (at most 8)."""
+    """Threads a job is split over: ``RMBG_NUM_THREADS``, else the usable CPUs (at most 8)."""
     text = os.environ.get("RMBG_NUM_THREADS", "").strip()
     if text:
         try:
             return max(1, int(text))
         except ValueError:
             pass  # a bad value must not break a library call: fall back to the default
-    return max(1, min(_MAX_THREADS, os.cpu_count() or 1))
+    return max(1, min(_MAX_THREADS, _usable_cpus()))
+
+
+def _usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask, e.g. ``taskset``/cpusets), not the
+    machine's."""
+    count = getattr(os, "process_cpu_count", None)  # Python 3.13+
+    if count is not None:
+        return int(count() or 1)
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
 
 
 def _forget_pool() -> None:
