@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 from rmbg import BackgroundRemover, RmbgError
 
@@ -21,16 +22,17 @@ def main(argv: list[str]) -> int:
     try:
         remover = BackgroundRemover(device=device)
         start = time.perf_counter()
-        cutout = remover.cutout(src)
+        # PNG bytes from rmbg's own encoder: lossless and ~10x faster than PIL's Image.save()
+        png = remover.cutout(src, output="png")
         elapsed = time.perf_counter() - start
     except RmbgError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    cutout.save(dst)
+    Path(dst).write_bytes(png)
     info = remover.info
     print(
-        f"wrote {dst} ({cutout.size[0]}x{cutout.size[1]} RGBA) in {elapsed:.2f} s "
-        f"with {info.backend} on {'/'.join(info.execution_devices)} ({info.inference_precision})"
+        f"wrote {dst} ({len(png):,} bytes) in {elapsed:.2f} s with {info.backend} on "
+        f"{'/'.join(info.execution_devices)} ({info.inference_precision})"
     )
     return 0
 

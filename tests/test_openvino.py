@@ -178,6 +178,7 @@ def test_precision_maps_to_the_inference_precision_hint(tiny_source, tmp_path):
         OpenVINOBackend(tiny_source, precision="auto", cache_dir=tmp_path).load("AUTO").info
     )
     assert under_auto.execution_devices == ("CPU",)
+    assert under_auto.inference_precision == auto.inference_precision  # asked of the CPU plugin
 
 
 _NO_TORCH = textwrap.dedent(

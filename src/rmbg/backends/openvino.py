@@ -353,8 +353,10 @@ class OpenVINOBackend(Backend):
             inference = hint.get_type_name()
         elif self.precision in _HINTS:
             inference = _HINTS[self.precision][0]
-        else:  # AUTO does not report it: the default of the device it picked
-            inference = f"default of {','.join(execution)}"
+        else:  # AUTO does not report it: the defaults of the devices it picked
+            inference = _device_defaults(self.core, execution) or (
+                f"default of {','.join(execution)}"
+            )
         if self.precision == "int8":
             inference = f"int8 (other layers: {inference})"
         files = [str(p) for p in self.source.files]
@@ -383,6 +385,21 @@ class OpenVINOBackend(Backend):
             n,
         )
         return OpenVINOEngine(compiled, info, n)
+
+
+def _device_defaults(core: ov.Core, devices: tuple[str, ...]) -> str | None:
+    """The default inference precision of each device (``"bf16"`` on a CPU with BF16), or None
+    when a device does not say."""
+    names = []
+    for device in devices:
+        try:
+            value = core.get_property(device, "INFERENCE_PRECISION_HINT")
+        except Exception:  # OpenVINO raises RuntimeError subclasses per plugin
+            return None
+        if not isinstance(value, ov.Type):
+            return None
+        names.append(value.get_type_name())
+    return ",".join(dict.fromkeys(names)) or None
 
 
 def _prop(compiled: ov.CompiledModel, name: str, default: Any) -> Any:
