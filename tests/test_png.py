@@ -96,3 +96,11 @@ def test_adler32_combine_matches_zlib():
 def test_round_trip_property(h, w, c, seed):
     a = np.random.default_rng(seed).integers(0, 256, size=(h, w, c), dtype=np.uint8)
     np.testing.assert_array_equal(_decode(_png.encode_png(a)).reshape(a.shape), a)
+
+
+def test_higher_levels_never_give_bigger_files(deflate):
+    """--compress-level 6 must mean smaller than 1, with or without ISA-L (whose own top level is
+    not smaller than its level 1 on photo cutouts): levels 3-9 go to zlib."""
+    rgb = load_photo("coffee")
+    sizes = [len(_png.encode_png(rgb, level=level)) for level in (1, 3, 6, 9)]
+    assert sizes == sorted(sizes, reverse=True) and sizes[2] < sizes[0], sizes

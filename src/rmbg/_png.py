@@ -31,6 +31,7 @@ _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _COLOR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type (grey, grey+alpha, RGB, RGBA)
 _BLOCK_BYTES = 4 << 20  # raw bytes per deflate block (a few blocks per thread for a 12 MP image)
 _ADLER_BASE = 65521
+_ISAL_MAX_LEVEL = 2  # higher levels go to zlib
 
 
 def _deflate_module() -> Any:
@@ -84,7 +85,8 @@ def encode_png(
     Args:
         array: ``HxW`` (grey), ``HxWx1``, ``HxWx2`` (grey + alpha), ``HxWx3`` (RGB) or ``HxWx4``
             (RGBA) uint8.
-        level: Deflate level, 0-9 (ISA-L has levels 0-3: higher levels use its best).
+        level: Deflate level, 0-9. Levels 0-2 use ISA-L when it is installed (0 compresses
+            too, ISA-L has no stored mode), 3-9 always zlib, for smaller files.
         icc_profile: An ICC profile to embed (``iCCP`` chunk), e.g. the input's.
         threads: Deflate row blocks on a few threads (:mod:`rmbg._parallel`).
 
@@ -103,8 +105,9 @@ def encode_png(
         raise ValueError(f"level must be in 0..9, not {level}")
     h, w, c = a.shape
     rows = np.ascontiguousarray(a).reshape(h, w * c)
-    mod = _deflate_module()
-    mod_level = min(level, 3) if mod is not zlib else level
+    # ISA-L for the fast levels; zlib above, where its files are smaller (ISA-L's own highest
+    # level, 3, was slower *and* larger than its level 1 on photo cutouts)
+    mod = _deflate_module() if level <= _ISAL_MAX_LEVEL else zlib
 
     per_block = max(1, _BLOCK_BYTES // (w * c + 1))
     starts = list(range(0, h, per_block))
@@ -113,7 +116,7 @@ def encode_png(
         lo = starts[i]
         hi = min(lo + per_block, h)
         raw = _filtered(rows[lo:hi], rows[lo - 1] if lo > 0 else None)
-        co = mod.compressobj(mod_level, zlib.DEFLATED, -15)
+        co = mod.compressobj(level, zlib.DEFLATED, -15)
         last = i == len(starts) - 1
         data = co.compress(raw) + co.flush(zlib.Z_FINISH if last else zlib.Z_FULL_FLUSH)
         return bytes(data), zlib.adler32(raw), len(raw)
