@@ -60,9 +60,9 @@ def test_heldout_photos_are_disjoint_from_calibration():
     for rgb in held.values():
         assert rgb.dtype == np.uint8 and rgb.shape[2] == 3
         assert all(rgb.shape != c.shape or not np.array_equal(rgb, c) for c in calibration)
-    digests = {quantize._sha256_file(p) for p in quantize.PHOTO_DIR.glob("*.jpg")}
+    digests = {quantize.sha256_file(p) for p in quantize.PHOTO_DIR.glob("*.jpg")}
     assert not digests & {
-        quantize._sha256_file(p) for p in (quantize.PHOTO_DIR / "heldout").glob("*.jpg")
+        quantize.sha256_file(p) for p in (quantize.PHOTO_DIR / "heldout").glob("*.jpg")
     }
     readme = (quantize.PHOTO_DIR / "README.md").read_text()
     assert all(f"heldout/{name}.jpg" in readme for name in quantize.HELDOUT)

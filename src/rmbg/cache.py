@@ -34,6 +34,7 @@ __all__ = [
     "default_cache_dir",
     "locked",
     "read_manifest",
+    "sha256_file",
     "write_entry",
 ]
 
@@ -76,7 +77,8 @@ def locked(path: Path, *, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
         ) from exc
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """The sha256 of a file's bytes, read now (no memo: cache checks must see what is on disk)."""
     h = hashlib.sha256()
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -99,7 +101,7 @@ def read_manifest(entry: Path, *, full_check: bool = False) -> dict[str, Any] | 
             if f.stat().st_size != meta["size"]:
                 logger.warning("cache entry %s: %s has the wrong size; rebuilding", entry, name)
                 return None
-            if (full_check or meta.get("check")) and _sha256(f) != meta["sha256"]:
+            if (full_check or meta.get("check")) and sha256_file(f) != meta["sha256"]:
                 logger.warning("cache entry %s: %s is corrupt; rebuilding", entry, name)
                 return None
     except FileNotFoundError:
@@ -145,7 +147,7 @@ def write_entry(
         files = {}
         for f in sorted(p for p in tmp.iterdir() if p.is_file()):
             size = f.stat().st_size
-            files[f.name] = {"size": size, "sha256": _sha256(f), "check": size < check_below}
+            files[f.name] = {"size": size, "sha256": sha256_file(f), "check": size < check_below}
         manifest = {"files": files, **dict(metadata)}
         tmp.chmod(0o755)  # mkdtemp makes it private; the cache may be shared by a team
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))

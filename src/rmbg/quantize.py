@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .cache import sha256_file
 from .errors import BackendUnavailableError, ModelError, UnsupportedOptionError
 from .specs import RMBG_1_4, ModelSpec
 
@@ -156,14 +157,6 @@ def _load_variant(path: Path, label: str, seed: int) -> NDArray[np.uint8]:
     return _variant(_read(path), label, seed)
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 #: The augmentations of a bundled photo: what a photo collection varies in.
 VARIANTS: tuple[str, ...] = ("orig", "flip", "crop70", "crop50", "up3", "grey", "dark", "bright")
 
@@ -203,7 +196,7 @@ def _bundled(augment: bool) -> CalibrationSet:
     paths = [PHOTO_DIR / f"{name}.jpg" for name in BUNDLED_CALIBRATION]
     h = hashlib.sha256(f"bundled:augment={augment}:v{AUGMENT_VERSION}".encode())
     for p in paths:
-        h.update(_sha256_file(p).encode())
+        h.update(sha256_file(p).encode())
     labels = VARIANTS if augment else ("orig",)
     items = tuple(
         (f"{p.stem}:{label}", functools.partial(_load_variant, p, label, seed))
@@ -223,7 +216,7 @@ def _folder(folder: Path) -> CalibrationSet:
         )
     h = hashlib.sha256(b"folder")
     for p in files:
-        h.update(p.name.encode() + b"\0" + _sha256_file(p).encode())
+        h.update(p.name.encode() + b"\0" + sha256_file(p).encode())
     items = tuple((p.name, functools.partial(_read, p)) for p in files)
     return CalibrationSet(str(folder), h.hexdigest(), items)
 
@@ -236,7 +229,7 @@ def _images(images: Iterable[Any]) -> CalibrationSet:
     for i, image in enumerate(images):
         if isinstance(image, (str, os.PathLike)):
             path = Path(image)
-            h.update(_sha256_file(path).encode())
+            h.update(sha256_file(path).encode())
             items.append((path.name, functools.partial(_read, path)))
         else:
             rgb = load_image(image).rgb
@@ -286,7 +279,7 @@ def heldout_digest() -> str:
     """sha256 of the held-out photos (part of the cache key: other photos, another verdict)."""
     h = hashlib.sha256(b"heldout")
     for name in HELDOUT:
-        h.update(_sha256_file(PHOTO_DIR / "heldout" / f"{name}.jpg").encode())
+        h.update(sha256_file(PHOTO_DIR / "heldout" / f"{name}.jpg").encode())
     return h.hexdigest()
 
 

@@ -31,7 +31,7 @@ from typing import Any, cast
 from numpy.typing import NDArray
 
 from .backends.base import ModelSource
-from .cache import default_cache_dir
+from .cache import default_cache_dir, sha256_file
 from .errors import (
     ChecksumMismatchError,
     GatedModelError,
@@ -74,7 +74,6 @@ _digests_lock = threading.Lock()
 _SIDECAR = "digests.json"
 _SIDECAR_MIN_BYTES = 16 << 20  # smaller files hash faster than the sidecar round trip
 _SIDECAR_ENTRIES = 256
-_CHUNK = 1 << 20
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
@@ -110,11 +109,7 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
             digest = known
     if digest is None:
         logger.debug("hashing %s (%d bytes)", p, st.st_size)
-        h = hashlib.sha256()
-        with p.open("rb") as f:
-            while chunk := f.read(_CHUNK):
-                h.update(chunk)
-        digest = h.hexdigest()
+        digest = sha256_file(p)
         if use_sidecar:
             known_all = _read_sidecar(sidecar)
             known_all.pop(skey, None)
