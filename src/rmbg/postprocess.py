@@ -25,7 +25,6 @@ A network output with NaN or infinite values is rejected: no mask can be made fr
 
 from __future__ import annotations
 
-import operator
 from typing import Any, Literal
 
 import numpy as np
@@ -33,7 +32,7 @@ from numpy.typing import NDArray
 
 from . import _parallel
 from .errors import InvalidImageError, UnsupportedOptionError
-from .preprocess import resize_bilinear
+from .preprocess import check_size, resize_bilinear
 
 __all__ = ["Normalize", "postprocess"]
 
@@ -98,14 +97,7 @@ def postprocess(
     if normalize not in ("minmax", "none"):
         raise UnsupportedOptionError(f"normalize must be 'minmax' or 'none', not {normalize!r}.")
     prob = _as_map(raw)
-    try:
-        height, width = (operator.index(v) for v in size)
-    except (TypeError, ValueError):
-        raise InvalidImageError(
-            f"The mask size must be a pair of integers (height, width), got {size!r}."
-        ) from None
-    if height < 1 or width < 1:
-        raise InvalidImageError(f"Cannot make a {(height, width)} mask: sizes must be >= 1.")
+    height, width = check_size(size, "mask")
     lo, hi = prob.min(), prob.max()
     if not (np.isfinite(lo) and np.isfinite(hi)):
         raise InvalidImageError(

@@ -272,15 +272,19 @@ def _channels_last(x: NDArray[Any], out_h: int, out_w: int, *, fused: bool) -> N
 # -- public API ----------------------------------------------------------------------------------
 
 
-def _check_size(size: Any) -> tuple[int, int]:
+def check_size(size: Any, what: str = "output") -> tuple[int, int]:
+    """``size`` as ``(height, width)`` positive ints, or an :class:`InvalidImageError` naming
+    ``what`` (``"output"``, ``"mask"``...)."""
     try:
         h, w = (operator.index(v) for v in size)
     except (TypeError, ValueError):
         raise InvalidImageError(
-            f"The output size must be a pair of integers (height, width), got {size!r}."
+            f"The {what} size must be a pair of integers (height, width), got {size!r}."
         ) from None
     if h < 1 or w < 1:
-        raise InvalidImageError(f"Cannot resize to {(h, w)}: height and width must be >= 1.")
+        raise InvalidImageError(
+            f"Cannot make a {what} of size {(h, w)}: height and width must be >= 1."
+        )
     return h, w
 
 
@@ -327,7 +331,7 @@ def resize_bilinear(
             "resize_bilinear expects an HxW or HxWxC array with non-empty dimensions, "
             f"got shape {image.shape}."
         )
-    out_h, out_w = _check_size(size)
+    out_h, out_w = check_size(size)
     if kernel not in ("auto", "generic", "channels_last"):
         raise ValueError(f"kernel must be 'auto', 'generic' or 'channels_last', not {kernel!r}.")
     if image.dtype.kind == "f" and image.dtype != _F32:
