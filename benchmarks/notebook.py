@@ -72,6 +72,15 @@ def _timed(stages: Stages, name: str, fn: Callable[[], Any]) -> Any:
     return out
 
 
+def _save_result(st: Stages, result_image: Any, im_path: Path, out_path: Path) -> None:
+    """The "save result" lines both notebook cells end with, stage by stage."""
+    pil_im = _timed(st, "compose", lambda: Image.fromarray(result_image))
+    no_bg_image = _timed(st, "compose", lambda: Image.new("RGBA", pil_im.size, (0, 0, 0, 0)))
+    orig_image = _timed(st, "decode", lambda: _load(Image.open(im_path)))
+    _timed(st, "compose", lambda: no_bg_image.paste(orig_image, mask=pil_im))
+    _timed(st, "encode", lambda: no_bg_image.save(out_path))
+
+
 def torch_pipeline(net: Any, im_path: Path, out_path: Path) -> Stages:
     """The "Run PyTorch model inference" cell, stage by stage."""
     st: Stages = {}
@@ -83,12 +92,7 @@ def torch_pipeline(net: Any, im_path: Path, out_path: Path) -> Stages:
     result = _timed(st, "network", lambda: net(image))
     # post process
     result_image = _timed(st, "post", lambda: postprocess_image(result[0][0], orig_im_size))
-    # save result
-    pil_im = _timed(st, "compose", lambda: Image.fromarray(result_image))
-    no_bg_image = _timed(st, "compose", lambda: Image.new("RGBA", pil_im.size, (0, 0, 0, 0)))
-    orig_image = _timed(st, "decode", lambda: _load(Image.open(im_path)))
-    _timed(st, "compose", lambda: no_bg_image.paste(orig_image, mask=pil_im))
-    _timed(st, "encode", lambda: no_bg_image.save(out_path))
+    _save_result(st, result_image, im_path, out_path)
     return st
 
 
@@ -105,12 +109,7 @@ def openvino_pipeline(ov_compiled_model: Any, im_path: Path, out_path: Path) -> 
     result_image = _timed(
         st, "post", lambda: postprocess_image(torch.from_numpy(result), orig_im_size)
     )
-    # save result
-    pil_im = _timed(st, "compose", lambda: Image.fromarray(result_image))
-    no_bg_image = _timed(st, "compose", lambda: Image.new("RGBA", pil_im.size, (0, 0, 0, 0)))
-    orig_image = _timed(st, "decode", lambda: _load(Image.open(im_path)))
-    _timed(st, "compose", lambda: no_bg_image.paste(orig_image, mask=pil_im))
-    _timed(st, "encode", lambda: no_bg_image.save(out_path))
+    _save_result(st, result_image, im_path, out_path)
     return st
 
 
