@@ -43,7 +43,7 @@ def _deflate_module() -> Any:
 
 
 def deflate_backend() -> str:
-    """``"isal"`` when ISA-L's deflate is used, else ``"zlib"``."""
+    """``"isal"`` when ISA-L's deflate is installed (used for levels 0-2), else ``"zlib"``."""
     return "isal" if _deflate_module() is not zlib else "zlib"
 
 
