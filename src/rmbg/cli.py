@@ -684,10 +684,8 @@ class _Summary:
     error: str | None = None  # the run could not start (the model did not load)
 
     def fail(self, label: str, reason: str) -> None:
-        for named in (
-            f"{label!r}: ",
-            f"{label}: ",
-        ):  # the library names the file too: once is enough
+        # the library's messages name the file too: once is enough
+        for named in (f"{label!r}: ", f"{label}: "):
             if reason.startswith(named):
                 reason = reason[len(named) :]
                 break
@@ -1010,13 +1008,13 @@ def _encode(image: Any, fmt: str, *, quality: int | None, compress_level: int) -
     icc = image.info.get("icc_profile")
     if icc:
         params["icc_profile"] = icc
-    buf = io.BytesIO()
     if fmt == "png":  # rmbg's encoder: lossless, 5-20x faster than Pillow's (rmbg._png)
         import numpy as np
 
         from ._png import encode_png
 
         return encode_png(np.asarray(image), level=compress_level, icc_profile=icc or None)
+    buf = io.BytesIO()
     if fmt == "webp":
         if quality is None:
             image.save(buf, "WEBP", lossless=True, **params)

@@ -41,7 +41,7 @@ import logging
 import os
 import warnings
 from dataclasses import dataclass, field
-from typing import IO, Any, Literal, TypeAlias
+from typing import IO, Any, Literal, TypeAlias, get_args
 
 import numpy as np
 from numpy.typing import NDArray
@@ -89,7 +89,7 @@ InputKind: TypeAlias = Literal["path", "bytes", "file", "pil", "ndarray"]
 #: What :func:`to_output` returns: ``"auto"`` mirrors the input, or a numpy ``"array"``, a
 #: ``"pil"`` image, ``"png"`` bytes whatever the input was.
 OutputKind: TypeAlias = Literal["auto", "array", "pil", "png"]
-_OUTPUT_KINDS = ("auto", "array", "pil", "png")
+_OUTPUT_KINDS: tuple[str, ...] = get_args(OutputKind)
 
 _ORIENTATION_TAG = 0x0112
 # Modes whose pixels np.asarray() returns as uint16 (any byte order).
