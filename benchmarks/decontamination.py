@@ -32,7 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from rmbg.compose import estimate_foreground
+from rmbg.decontaminate import estimate_foreground
 
 Scene = tuple[NDArray[np.uint8], NDArray[np.uint8], NDArray[np.float64]]
 Method = Callable[[NDArray[np.uint8], NDArray[np.uint8]], NDArray[np.uint8]]

@@ -15,7 +15,9 @@ from hypothesis.extra import numpy as hnp
 from PIL import Image
 
 from rmbg import compose as C
+from rmbg import decontaminate as D
 from rmbg.errors import UnsupportedOptionError
+from rmbg.options import resolve_background
 
 RNG = np.random.default_rng(99)
 
@@ -332,7 +334,8 @@ def test_image_background_of_the_same_size_is_exact():
             )
             assert out[0, i, c] == want
     assert out.shape == ref.shape == (1, 5, 3)
-    np.testing.assert_array_equal(C.compose(FG, MASK, background=Image.fromarray(bg)), out)
+    resolved = resolve_background(Image.fromarray(bg))
+    np.testing.assert_array_equal(C.compose(FG, MASK, background=resolved), out)
 
 
 def test_image_background_is_cover_cropped(tmp_path: Path):
@@ -348,7 +351,16 @@ def test_image_background_is_cover_cropped(tmp_path: Path):
     np.testing.assert_array_equal(out, np.broadcast_to([0, 255, 0], (10, 10, 3)))
     path = tmp_path / "bg.png"
     Image.fromarray(bg).save(path)
-    np.testing.assert_array_equal(C.compose(rgb, mask, background=path), out)
+    np.testing.assert_array_equal(C.compose(rgb, mask, background=resolve_background(path)), out)
+
+
+def test_compose_reads_no_files(tmp_path: Path):
+    """compose works on arrays only: a path or PIL image is resolved once by the options."""
+    path = tmp_path / "bg.png"
+    Image.fromarray(rnd(4, 4, 3)).save(path)
+    for unresolved in (path, Image.open(path)):
+        with pytest.raises(UnsupportedOptionError, match="resolve_background"):
+            C.compose(FG, MASK, background=unresolved)
 
 
 def test_image_background_with_alpha_gives_rgba():
@@ -393,7 +405,7 @@ def test_tiny_compose_and_refine(hw):
     for refine in (False, True):
         assert C.compose(rgb, mask, refine_foreground=refine).shape == (*hw, 4)
         assert C.compose(rgb, mask, background="red", refine_foreground=refine).shape == (*hw, 3)
-    assert C.estimate_foreground(rgb, mask).shape == (*hw, 3)
+    assert D.estimate_foreground(rgb, mask).shape == (*hw, 3)
 
 
 # -- foreground estimation -------------------------------------------------------------------------
@@ -472,19 +484,19 @@ def test_multilevel_matches_the_reference_and_is_the_same_whatever_the_bands(hw)
     image, alpha = rnd(*hw, 3), rnd(*hw)
     alpha[: hw[0] // 5] = 255
     alpha[hw[0] // 2 :, : hw[1] // 3] = 0
-    out = C.estimate_foreground(image, alpha)
+    out = D.estimate_foreground(image, alpha)
     ref = multilevel_ref(image, alpha)
     assert np.abs(out.astype(int) - ref).max() <= 1  # float32 against float64
     np.testing.assert_array_equal(out[alpha == 255], image[alpha == 255])
     for band_rows in (1, 3, 7, 1000):  # bands and tiles only change which halo is recomputed
-        np.testing.assert_array_equal(C.estimate_foreground(image, alpha, band_rows=band_rows), out)
+        np.testing.assert_array_equal(D.estimate_foreground(image, alpha, band_rows=band_rows), out)
 
 
 def test_multilevel_tiles_do_not_change_the_result(monkeypatch):
     image, alpha = rnd(70, 300, 3), rnd(70, 300)
-    whole = C.estimate_foreground(image, alpha)
-    monkeypatch.setattr(C, "_ML_TILE_PIXELS", 200)  # tiles of a few columns
-    np.testing.assert_array_equal(C.estimate_foreground(image, alpha, band_rows=5), whole)
+    whole = D.estimate_foreground(image, alpha)
+    monkeypatch.setattr(D, "_ML_TILE_PIXELS", 200)  # tiles of a few columns
+    np.testing.assert_array_equal(D.estimate_foreground(image, alpha, band_rows=5), whole)
 
 
 @pytest.mark.parametrize("band_rows", [None, 1, 7, 64])
@@ -493,7 +505,7 @@ def test_blur_fusion_matches_the_reference_whatever_the_bands(sizes, band_rows):
     image, alpha = rnd(37, 53, 3), rnd(37, 53)
     alpha[5:9] = 255
     alpha[20:25, 10:20] = 0
-    out = C.estimate_foreground(image, alpha, sizes=sizes, band_rows=band_rows)
+    out = D.estimate_foreground(image, alpha, sizes=sizes, band_rows=band_rows)
     ref = blur_fusion_ref(image, alpha, sizes)
     assert np.abs(out.astype(int) - ref).max() <= 1
     np.testing.assert_array_equal(out[alpha == 255], image[alpha == 255])
@@ -505,7 +517,7 @@ def test_estimate_is_exact_where_opaque_and_extends_the_subject_where_transparen
     image[:, :20] = (200, 100, 50)
     alpha = np.zeros((40, 40), np.uint8)
     alpha[:, :20] = 255
-    out = C.estimate_foreground(image, alpha, sizes=sizes)
+    out = D.estimate_foreground(image, alpha, sizes=sizes)
     np.testing.assert_array_equal(out[:, :20], image[:, :20])
     # a = 0 next to the subject: the subject's colour (invisible, but resampling stays clean)
     np.testing.assert_array_equal(out[:, 20:23], np.broadcast_to([200, 100, 50], (40, 3, 3)))
@@ -514,10 +526,10 @@ def test_estimate_is_exact_where_opaque_and_extends_the_subject_where_transparen
 def test_estimate_of_a_constant_alpha():
     image = rnd(30, 40, 3)
     np.testing.assert_array_equal(
-        C.estimate_foreground(image, np.full((30, 40), 255, np.uint8)), image
+        D.estimate_foreground(image, np.full((30, 40), 255, np.uint8)), image
     )
     # nothing is subject: the estimate is black (no colour has a > 0.9), and invisible anyway
-    empty = C.estimate_foreground(image, np.zeros((30, 40), np.uint8))
+    empty = D.estimate_foreground(image, np.zeros((30, 40), np.uint8))
     np.testing.assert_array_equal(empty, np.zeros_like(image))
 
 
@@ -546,7 +558,7 @@ def edge_errors(
     image = np.rint(af * fg + (1 - af) * np.array(background)).astype(np.uint8)
     soft = (a8 > 0.05 * 255) & (a8 < 0.95 * 255)
     assert soft.sum() > 5000
-    est = C.estimate_foreground(image, a8, sizes=sizes)
+    est = D.estimate_foreground(image, a8, sizes=sizes)
     new = np.array([128.0, 128.0, 128.0])
     truth = af * fg + (1 - af) * new
     # and through compose(): refine_foreground uses exactly the default estimate
@@ -607,7 +619,7 @@ def test_blur_fusion_cuts_the_edge_colour_error(background):
 def test_multilevel_memory_does_not_grow_with_the_height(h, w):
     image, alpha = rnd(h, w, 3), rnd(h, w)
     tracemalloc.start()
-    out = C.estimate_foreground(image, alpha)
+    out = D.estimate_foreground(image, alpha)
     peak = tracemalloc.get_traced_memory()[1] - out.nbytes
     tracemalloc.stop()
     # the documented bound: 2 MiB + 8 KiB per column (measured: 1.5 MiB + 7 KB per column); a
@@ -616,17 +628,17 @@ def test_multilevel_memory_does_not_grow_with_the_height(h, w):
 
 
 def test_blur_fusion_stays_within_its_memory_bound(monkeypatch):
-    monkeypatch.setattr(C, "FOREGROUND_BAND_BYTES", 8 * 2**20)
+    monkeypatch.setattr(D, "FOREGROUND_BAND_BYTES", 8 * 2**20)
     h, w = 400, 1000
     image, alpha = rnd(h, w, 3), rnd(h, w)
     tracemalloc.start()
-    out = C.estimate_foreground(image, alpha, sizes=(90, 6))
+    out = D.estimate_foreground(image, alpha, sizes=(90, 6))
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     # the result, plus one band within the (patched) budget; a whole-image float32 working set
     # would be ~90 bytes per pixel = 34 MiB here
     assert peak - out.nbytes <= 8 * 2**20, peak
-    whole = C.estimate_foreground(image, alpha, sizes=(90, 6), band_rows=h)  # one band
+    whole = D.estimate_foreground(image, alpha, sizes=(90, 6), band_rows=h)  # one band
     assert np.abs(out.astype(int) - whole).max() <= 1  # float rounding may differ
 
 
@@ -645,12 +657,12 @@ def test_blur_fusion_stays_within_its_memory_bound(monkeypatch):
 )
 def test_estimate_bad_options(kwargs, error):
     with pytest.raises(error):
-        C.estimate_foreground(rnd(4, 4, 3), rnd(4, 4), **kwargs)
+        D.estimate_foreground(rnd(4, 4, 3), rnd(4, 4), **kwargs)
 
 
 def test_estimate_validates_shapes():
     with pytest.raises(ValueError, match="HxWx3"):
-        C.estimate_foreground(rnd(4, 5, 3), rnd(4, 4))
+        D.estimate_foreground(rnd(4, 5, 3), rnd(4, 4))
 
 
 @pytest.mark.parametrize(

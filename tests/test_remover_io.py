@@ -11,7 +11,9 @@ import pytest
 from PIL import Image, ImageCms, ImageOps
 
 from rmbg import compose as C
+from rmbg import decontaminate as D
 from rmbg.errors import ImageTooLargeError, InvalidImageError, UnsupportedOptionError
+from rmbg.options import resolve_background
 from rmbg.postprocess import postprocess
 from rmbg.preprocess import preprocess
 from rmbg.testing import fake_remover
@@ -325,7 +327,7 @@ def test_cutout_over_an_image_with_inversion_and_trim_threshold(remover, photo, 
     Image.fromarray(backdrop).save(path)
     out = remover.cutout(photo, background=path, invert=True, trim=True, trim_threshold=200)
     mask = C.shape_mask(expected_mask(remover, photo), invert=True)
-    full = C.compose(photo, mask, background=path)
+    full = C.compose(photo, mask, background=resolve_background(path))
     x0, y0, x1, y1 = C.trim_box(mask, threshold=200)
     np.testing.assert_array_equal(out, full[y0:y1, x0:x1])
     # the backdrop is fitted (scaled to cover, centre-cropped) to the photo's size
@@ -350,7 +352,7 @@ def test_refine_foreground_changes_only_the_soft_pixels(remover, photo):
     np.testing.assert_array_equal(refined[opaque], plain[opaque])
     mask = expected_mask(remover, photo)
     np.testing.assert_array_equal(
-        refined[..., :3], visible(C.estimate_foreground(photo, mask), mask)
+        refined[..., :3], visible(D.estimate_foreground(photo, mask), mask)
     )
 
 

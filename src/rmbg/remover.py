@@ -19,16 +19,18 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from typing_extensions import Unpack
 
 from . import compose as _compose
 from . import io as _io
 from .backends import get_backend
 from .backends.base import PRECISIONS, Backend, Engine, EngineInfo, ModelSource
 from .errors import UnsupportedOptionError
+from .options import CutoutKeywords, CutoutOptions, MaskKeywords, MaskOptions, Normalize
 from .postprocess import postprocess
 from .preprocess import preprocess
 from .specs import RMBG_1_4, ModelSpec
@@ -36,8 +38,6 @@ from .specs import RMBG_1_4, ModelSpec
 __all__ = ["BackgroundRemover"]
 
 logger = logging.getLogger("rmbg")
-
-Normalize = Literal["minmax", "none"]
 
 
 class BackgroundRemover:
@@ -190,60 +190,46 @@ class BackgroundRemover:
     def mask(
         self,
         image: _io.ImageInput,
+        options: MaskOptions | None = None,
         *,
         device: str | None = None,
-        normalize: Normalize = "minmax",
-        threshold: float | None = None,
-        feather: float = 0,
-        grow: int = 0,
-        invert: bool = False,
-        exif_transpose: bool = True,
         output: _io.OutputKind = "auto",
+        **keywords: Unpack[MaskKeywords],
     ) -> Any:
         """The soft alpha mask of ``image``, the same height and width as the image.
 
         Args:
             image: A path, bytes, a binary file, a PIL image or a numpy array.
+            options: :class:`~rmbg.options.MaskOptions` (normalisation, threshold, feather, grow,
+                invert, EXIF orientation); the keywords below are the same options spelt inline,
+                applied on top of ``options``.
             device: Run on this device instead of the remover's (compiled once, memoised).
-            normalize: ``"minmax"`` stretches each mask to 0..255 like the reference pipeline;
-                ``"none"`` keeps the network's probabilities (an empty scene stays empty).
-            threshold: Make a hard mask: pixels at or above this fraction (0..1) become 255.
-            feather: Soften the edge by a Gaussian of this radius in pixels.
-            grow: Grow (positive) or shrink (negative) the mask by this many pixels.
-            invert: Keep the background instead of the subject.
-            exif_transpose: Apply the EXIF orientation first (default), as viewers display it.
             output: ``"auto"`` mirrors the input (below); ``"array"``, ``"pil"`` or ``"png"``
                 (bytes, rmbg's fast lossless encoder) whatever the input.
+            **keywords: Any field of :class:`~rmbg.options.MaskOptions`, e.g. ``threshold=0.5``,
+                ``feather=2``, ``grow=3``, ``invert=True``, ``normalize="none"``,
+                ``exif_transpose=False``.
 
         Returns:
             Mirrors the input: a mode ``"L"`` PIL image for a path, file or PIL input, an ``HxW``
             uint8 array for an array, PNG bytes for bytes.
+
+        Raises:
+            UnsupportedOptionError: A bad option (before the image is read).
+            InvalidImageError: The input is not an image rmbg can read.
         """
+        opts = MaskOptions.build(options, **keywords)
         _io.check_output(output)
-        loaded = _io.load_image(image, exif_transpose=exif_transpose, max_pixels=self.max_pixels)
-        mask = self.predict(loaded.rgb, device=device, normalize=normalize)
-        mask = _compose.shape_mask(
-            mask, threshold=threshold, feather=feather, grow=grow, invert=invert
-        )
-        return _io.to_output(mask, loaded, output)
+        return self._mask(image, opts, device, output)
 
     def cutout(
         self,
         image: _io.ImageInput,
+        options: CutoutOptions | MaskOptions | None = None,
         *,
         device: str | None = None,
-        background: _compose.Background = None,
-        trim: bool = False,
-        margin: int = 0,
-        trim_threshold: int = _compose.DEFAULT_TRIM_THRESHOLD,
-        refine_foreground: bool = False,
-        normalize: Normalize = "minmax",
-        threshold: float | None = None,
-        feather: float = 0,
-        grow: int = 0,
-        invert: bool = False,
-        exif_transpose: bool = True,
         output: _io.OutputKind = "auto",
+        **keywords: Unpack[CutoutKeywords],
     ) -> Any:
         """The image with its background removed: RGBA, or RGB over an opaque ``background``.
 
@@ -252,40 +238,67 @@ class BackgroundRemover:
 
         Args:
             image: A path, bytes, a binary file, a PIL image or a numpy array.
+            options: :class:`~rmbg.options.CutoutOptions` (the mask options, plus background,
+                trim, margin, trim_threshold, refine_foreground); the keywords below are the
+                same options spelt inline, applied on top of ``options``.
             device: Run on this device instead of the remover's.
-            background: ``None`` (transparent), a colour (name, ``"#rrggbb[aa]"``, RGB/RGBA tuple)
-                or an image (fitted to the output size).
-            trim: Crop to the subject's bounding box (alpha >= ``trim_threshold``) plus ``margin``.
-            margin: Pixels kept around the subject when trimming.
-            trim_threshold: Alpha level (1..255) that counts as subject when trimming.
-            refine_foreground: Estimate the foreground colour at soft edges so the old background
-                does not bleed into hair and fur (multi-level estimator, Germer et al. 2020; see docs/options.md).
-            normalize, threshold, feather, grow, invert: as for :meth:`mask`.
-            exif_transpose: Apply the EXIF orientation first (default).
             output: ``"auto"`` mirrors the input (below); ``"array"``, ``"pil"`` or ``"png"``
                 (bytes, rmbg's fast lossless encoder) whatever the input.
+            **keywords: Any field of :class:`~rmbg.options.CutoutOptions`, e.g.
+                ``background="white"`` (a colour, or an image as a ``pathlib.Path``, bytes, a PIL
+                image or an array), ``trim=True, margin=8``, ``refine_foreground=True``.
 
         Returns:
             Mirrors the input: a PIL image (``"RGBA"``, or ``"RGB"`` over an opaque background) for a
             path, file or PIL input, an ``HxWx4``/``HxWx3`` uint8 array for an array, PNG bytes for
             bytes. Fully transparent pixels of an RGBA cutout are ``(0, 0, 0, 0)``.
+
+        Raises:
+            UnsupportedOptionError: A bad option (before the image is read).
+            InvalidImageError: The input (or the background image) is not an image rmbg can read.
         """
+        opts = CutoutOptions.build(options, **keywords)
         _io.check_output(output)
-        loaded = _io.load_image(image, exif_transpose=exif_transpose, max_pixels=self.max_pixels)
-        mask = self.predict(loaded.rgb, device=device, normalize=normalize)
-        mask = _compose.shape_mask(
-            mask, threshold=threshold, feather=feather, grow=grow, invert=invert
+        return self._cutout(image, opts, device, output)
+
+    def _shaped_mask(
+        self, loaded: _io.LoadedImage, opts: MaskOptions, device: str | None
+    ) -> NDArray[np.uint8]:
+        mask = self.predict(loaded.rgb, device=device, normalize=opts.normalize)
+        return _compose.shape_mask(
+            mask, threshold=opts.threshold, feather=opts.feather, grow=opts.grow, invert=opts.invert
         )
+
+    def _load(self, image: _io.ImageInput, opts: MaskOptions) -> _io.LoadedImage:
+        return _io.load_image(image, exif_transpose=opts.exif_transpose, max_pixels=self.max_pixels)
+
+    def _mask(
+        self, image: _io.ImageInput, opts: MaskOptions, device: str | None, output: _io.OutputKind
+    ) -> Any:
+        loaded = self._load(image, opts)
+        return _io.to_output(self._shaped_mask(loaded, opts, device), loaded, output)
+
+    def _cutout(
+        self,
+        image: _io.ImageInput,
+        opts: CutoutOptions,
+        device: str | None,
+        output: _io.OutputKind,
+    ) -> Any:
+        loaded = self._load(image, opts)
+        mask = self._shaped_mask(loaded, opts, device)
         out = _compose.compose(
             loaded.colors,  # the input's own colours, not the white-flattened network view
             mask,
             alpha=loaded.alpha,
-            background=background,
-            refine_foreground=refine_foreground,
+            background=opts.backdrop,
+            refine_foreground=opts.refine_foreground,
         )
-        if trim:
+        if opts.trim:
             box = _compose.trim_box(
-                _compose.combined_alpha(mask, loaded.alpha), margin=margin, threshold=trim_threshold
+                _compose.combined_alpha(mask, loaded.alpha),
+                margin=opts.trim_margin,
+                threshold=opts.trim_level,
             )
             if box is not None:
                 x0, y0, x1, y1 = box
@@ -296,66 +309,88 @@ class BackgroundRemover:
     def masks(
         self,
         images: Iterable[_io.ImageInput],
+        options: MaskOptions | None = None,
         *,
+        device: str | None = None,
+        output: _io.OutputKind = "auto",
         workers: int | None = None,
         return_exceptions: bool = False,
         then: Callable[[Any], Any] | None = None,
-        **options: Any,
+        **keywords: Unpack[MaskKeywords],
     ) -> Iterator[Any]:
         """Masks of many images, yielded in input order, with decoding, pre/post-processing and
         inference of different images overlapping.
 
         Args:
             images: Any iterable of inputs :meth:`mask` accepts (consumed lazily).
+            options, device, output, **keywords: As for :meth:`mask`; validated once, before the
+                first image is read.
             workers: Images in flight at once (default: the engine's infer requests + 2).
             return_exceptions: Yield the exception raised for a bad image in its place instead of
                 raising it (and stopping) — what a batch job that must not stop wants.
             then: Applied to each result in the worker thread (e.g. encode to PNG bytes), so that
                 this work overlaps inference too; its return value is what is yielded.
-            **options: Keyword options of :meth:`mask`.
 
         Yields:
             One result per input, in order, typed as :meth:`mask` returns it.
         """
-        return self._pipeline(self.mask, images, workers, return_exceptions, then, options)
+        opts = MaskOptions.build(options, **keywords)
+        _io.check_output(output)
+        call = functools.partial(self._mask, opts=opts, device=device, output=output)
+        return self._pipeline(call, images, device, workers, return_exceptions, then)
 
     def cutouts(
         self,
         images: Iterable[_io.ImageInput],
+        options: CutoutOptions | MaskOptions | None = None,
         *,
+        device: str | None = None,
+        output: _io.OutputKind = "auto",
         workers: int | None = None,
         return_exceptions: bool = False,
         then: Callable[[Any], Any] | None = None,
-        **options: Any,
+        **keywords: Unpack[CutoutKeywords],
     ) -> Iterator[Any]:
         """Cutouts of many images, in input order, pipelined like :meth:`masks`.
 
         Args:
             images: Any iterable of inputs :meth:`cutout` accepts (consumed lazily).
+            options, device, output, **keywords: As for :meth:`cutout`; validated once, and a
+                background image decoded once, before the first image is read.
             workers: Images in flight at once (default: the engine's infer requests + 2).
             return_exceptions: Yield a bad image's exception in its place instead of raising.
             then: Applied to each result in the worker thread (e.g. encoding).
-            **options: Keyword options of :meth:`cutout`.
         """
-        return self._pipeline(self.cutout, images, workers, return_exceptions, then, options)
+        opts = CutoutOptions.build(options, **keywords)
+        _io.check_output(output)
+        call = functools.partial(self._cutout, opts=opts, device=device, output=output)
+        return self._pipeline(call, images, device, workers, return_exceptions, then)
 
     def _pipeline(
         self,
-        fn: Callable[..., Any],
+        call: Callable[[Any], Any],
         images: Iterable[_io.ImageInput],
+        device: str | None,
         workers: int | None,
         return_exceptions: bool,
         then: Callable[[Any], Any] | None,
-        options: Mapping[str, Any],
     ) -> Iterator[Any]:
-        engine = self.engine(options.get("device"))  # compile before the threads start
+        engine = self.engine(device)  # compile before the threads start
         if workers is None:
             workers = int(getattr(engine, "n_requests", 1)) + 2
         if workers < 1:
             raise UnsupportedOptionError(f"workers must be at least 1, not {workers}")
-        call: Callable[[Any], Any] = functools.partial(fn, **options)
         if then is not None:
             call = _chain(call, then)
+        return self._run_pipeline(call, images, workers, return_exceptions)
+
+    def _run_pipeline(
+        self,
+        call: Callable[[Any], Any],
+        images: Iterable[_io.ImageInput],
+        workers: int,
+        return_exceptions: bool,
+    ) -> Iterator[Any]:
         with cf.ThreadPoolExecutor(workers, thread_name_prefix="rmbg") as pool:
             pending: collections.deque[cf.Future[Any]] = collections.deque()
             it = iter(images)
