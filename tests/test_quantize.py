@@ -15,9 +15,10 @@ import openvino as ov
 import pytest
 from PIL import Image
 
-from rmbg import quantize
+from rmbg import BackgroundRemover, photos, quantize
 from rmbg.backends.base import ModelSource
-from rmbg.errors import ModelError, UnsupportedOptionError
+from rmbg.backends.openvino import OpenVINOBackend
+from rmbg.errors import ModelError, QuantizationQualityError, UnsupportedOptionError
 from rmbg.specs import RMBG_1_4
 
 from .helpers import load_photo, mask_stats
@@ -29,11 +30,11 @@ SPEC = RMBG_1_4.with_input_size(64, 64)
 def test_bundled_calibration_set_is_augmented_and_stable():
     cal = quantize.calibration_set()
     assert cal.description == "bundled"
-    assert len(cal) == len(quantize.BUNDLED_CALIBRATION) * len(quantize.VARIANTS)
+    assert len(cal) == len(photos.BUNDLED) * len(quantize.VARIANTS)
     names = [name for name, _ in cal.items]
     assert len(set(names)) == len(names)
     # variant-major: any leading subset covers every photo
-    assert {n.split(":")[0] for n in names[:4]} == set(quantize.BUNDLED_CALIBRATION)
+    assert {n.split(":")[0] for n in names[:4]} == set(photos.BUNDLED)
     shapes = set()
     for _, load in cal.items:
         rgb = load()
@@ -53,19 +54,19 @@ def test_variants_are_deterministic():
 
 
 def test_heldout_photos_are_disjoint_from_calibration():
-    assert not set(quantize.HELDOUT) & set(quantize.BUNDLED_CALIBRATION)
+    assert not set(photos.HELDOUT) & set(photos.BUNDLED)
     held = quantize.heldout_photos()
-    assert set(held) == set(quantize.HELDOUT)
-    calibration = [load_photo(name) for name in quantize.BUNDLED_CALIBRATION]
+    assert set(held) == set(photos.HELDOUT)
+    calibration = [load_photo(name) for name in photos.BUNDLED]
     for rgb in held.values():
         assert rgb.dtype == np.uint8 and rgb.shape[2] == 3
         assert all(rgb.shape != c.shape or not np.array_equal(rgb, c) for c in calibration)
-    digests = {quantize.sha256_file(p) for p in quantize.PHOTO_DIR.glob("*.jpg")}
+    digests = {quantize.sha256_file(p) for p in photos.PHOTO_DIR.glob("*.jpg")}
     assert not digests & {
-        quantize.sha256_file(p) for p in (quantize.PHOTO_DIR / "heldout").glob("*.jpg")
+        quantize.sha256_file(p) for p in (photos.PHOTO_DIR / "heldout").glob("*.jpg")
     }
-    readme = (quantize.PHOTO_DIR / "README.md").read_text()
-    assert all(f"heldout/{name}.jpg" in readme for name in quantize.HELDOUT)
+    readme = (photos.PHOTO_DIR / "README.md").read_text()
+    assert all(f"heldout/{name}.jpg" in readme for name in photos.HELDOUT)
 
 
 def test_folder_calibration_set(tmp_path):
@@ -105,16 +106,22 @@ def test_bad_calibration_sets_are_refused(tmp_path, bad):
         quantize.calibration_set(value)
 
 
-def test_settings_from_options():
-    assert quantize.settings_from_options({}) == quantize.DEFAULT_SETTINGS
-    s = quantize.settings_from_options(
-        {"quantization": {"subset_size": 8, "preset": "performance"}}
-    )
+def test_quantization_settings():
+    assert quantize.settings(None) == quantize.DEFAULT_SETTINGS
+    s = quantize.settings({"subset_size": 8, "preset": "performance"})
     assert s.subset_size == 8 and s.preset == "performance"
+    assert quantize.settings(s) is s
     with pytest.raises(UnsupportedOptionError, match="subset"):
-        quantize.settings_from_options({"quantization": {"subsetsize": 8}})
+        quantize.settings({"subsetsize": 8})
     with pytest.raises(UnsupportedOptionError):
-        quantize.settings_from_options({"quantization": 8})
+        quantize.settings(8)
+
+
+def test_int8_settings_need_int8_and_are_checked_before_any_work(tmp_path):
+    with pytest.raises(UnsupportedOptionError, match='need precision="int8"'):
+        BackgroundRemover(tmp_path / "missing", calibration=tmp_path)
+    with pytest.raises(UnsupportedOptionError, match="quantization"):
+        BackgroundRemover(tmp_path / "missing", quantization={"subset_size": 8})
 
 
 # -- the bar --------------------------------------------------------------------------------------
@@ -186,65 +193,71 @@ def _entries(root: Path) -> list[dict]:
     ]
 
 
+def _build(source, root, **kwargs):
+    return quantize.build_int8(OpenVINOBackend, source, cache_root=root, **kwargs)
+
+
 @pytest.mark.slow
 def test_failing_evaluation_refuses_to_save(tiny_source, tmp_path, fake_evaluation, monkeypatch):
-    from rmbg.backends.openvino import OpenVINOBackend
-
     monkeypatch.setattr(quantize, "quantize", lambda model, calibration, **k: model)
     fake_evaluation["passed"] = False
-    backend = OpenVINOBackend(tiny_source, precision="int8", cache_dir=tmp_path)
-    with pytest.raises(quantize.QuantizationQualityError) as info:
-        backend.model_path()
+    with pytest.raises(QuantizationQualityError) as info:
+        _build(tiny_source, tmp_path)
     assert isinstance(info.value, ModelError)
     message = str(info.value)
     assert "camera: IoU 0.9100" in message and "calibration" in message and "auto" in message
-    assert not info.value.report.passed
+    assert not info.value.report["passed"]
     # only the f32 IR it was quantized from is cached; no int8 entry, no leftovers
-    kinds = [m["key"]["ir_precision"] for m in _entries(tmp_path)]
-    assert kinds == ["f32"]
+    assert [
+        m["key"].get("ir_precision", m["key"].get("precision")) for m in _entries(tmp_path)
+    ] == ["f32"]
     assert not [p for p in (tmp_path / "ir").iterdir() if p.name.startswith(".")]
 
 
 @pytest.mark.slow
-def test_int8_is_quantized_once_cached_and_reported(
+def test_int8_is_built_above_the_backend_once_cached_and_reported(
     tiny_source, tmp_path, fake_evaluation, count_quantize
 ):
-    from rmbg.backends.openvino import OpenVINOBackend
-
-    options = {"quantization": {"subset_size": 3}}
-    first = OpenVINOBackend(tiny_source, precision="int8", cache_dir=tmp_path, options=options)
-    path = first.model_path()
-    assert path is not None and len(count_quantize) == 1
+    settings = {"subset_size": 3}
+    first = _build(tiny_source, tmp_path, quantization=settings)
+    path = first.source.path
+    assert first.source.kind == "ir" and path is not None and len(count_quantize) == 1
     ops = {op.get_type_name() for op in ov.Core().read_model(str(path)).get_ordered_ops()}
     assert "FakeQuantize" in ops  # really quantized by NNCF
-    (manifest,) = [m for m in _entries(tmp_path) if m["key"]["ir_precision"] == "int8"]
+    (manifest,) = [m for m in _entries(tmp_path) if m["key"].get("precision") == "int8"]
     q = manifest["quantization"]
-    assert q["passed"] and q["photos"]["camera"]["iou"] == 0.999
+    assert q["passed"] and q["photos"]["camera"]["iou"] == 0.999 and first.report == q
     assert q["calibration"]["source"] == "bundled" and q["calibration"]["samples"] == 3
-    assert manifest["key"]["quantization"]["settings"]["subset_size"] == 3
+    assert manifest["key"]["settings"]["subset_size"] == 3
 
-    engine = first.load("CPU")
-    assert engine.info.precision == "int8"
-    assert engine.info.inference_precision.startswith("int8")
-    assert engine.info.details["quantization"]["min_iou"] == 0.999
-    out = engine(np.zeros((1, 3, 64, 64), np.float32))
+    # the backend only runs the IR it is handed, at precision "auto"
+    backend = OpenVINOBackend(first.source, precision="auto", cache_dir=tmp_path)
+    out = backend.load("CPU")(np.zeros((1, 3, 64, 64), np.float32))
     assert out.shape == (1, 1, 64, 64)
+    with pytest.raises(UnsupportedOptionError, match="built above the backend"):
+        OpenVINOBackend(tiny_source, precision="int8", cache_dir=tmp_path)
 
-    # a second backend (another process, in effect) reuses the cached IR
-    second = OpenVINOBackend(tiny_source, precision="int8", cache_dir=tmp_path, options=options)
-    assert second.model_path() == path and len(count_quantize) == 1
-    assert second.load("CPU").info.details["quantization"] == engine.info.details["quantization"]
+    # a second build (another process, in effect) reuses the cached IR
+    second = _build(tiny_source, tmp_path, quantization=settings)
+    assert second.source.path == path and len(count_quantize) == 1
+    assert second.report == first.report
 
     # other calibration data is another model (a generator is read once, for the key and the data)
-    photos = (load_photo(name) for name in ("coffee", "rocket"))
-    third = OpenVINOBackend(
-        tiny_source,
-        precision="int8",
-        cache_dir=tmp_path,
-        options={**options, "calibration": photos},
-    )
-    assert third.model_path() != path and len(count_quantize) == 2
+    images = (load_photo(name) for name in ("coffee", "rocket"))
+    third = _build(tiny_source, tmp_path, quantization=settings, calibration=images)
+    assert third.source.path != path and len(count_quantize) == 2
     assert len(count_quantize[1]) == 2
+
+
+@pytest.mark.slow
+def test_remover_reports_int8(tiny_source, tmp_path, fake_evaluation):
+    remover = BackgroundRemover(
+        tiny_source, precision="int8", cache_dir=tmp_path, quantization={"subset_size": 2}
+    )
+    info = remover.info
+    assert info.precision == "int8" and info.inference_precision.startswith("int8 (other layers")
+    assert info.details["quantization"]["min_iou"] == 0.999
+    assert remover.mask(load_photo("coffee")).shape == load_photo("coffee").shape[:2]
 
 
 def test_int8_is_a_precision_of_the_library_and_not_of_torch():
@@ -265,7 +278,7 @@ def test_standin_int8_meets_the_bar(standin_dir):
 
     int8 = BackgroundRemover(standin_dir, precision="int8", device="CPU")
     q = int8.info.details["quantization"]
-    assert q["passed"] and set(q["photos"]) == set(quantize.HELDOUT)
+    assert q["passed"] and set(q["photos"]) == set(photos.HELDOUT)
     for figures in q["photos"].values():
         assert figures["iou"] >= 0.99 and figures["mean_diff"] <= 2.0
     # and on the (calibration) photos, through the public API

@@ -160,3 +160,26 @@ def write_entry(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return manifest
+
+
+def get_or_build(
+    entry: Path,
+    build: Any,
+    *,
+    metadata: Mapping[str, Any],
+    what: str = "model",
+) -> dict[str, Any]:
+    """The manifest of the cache entry ``entry``, building it first if it is missing or stale.
+
+    ``build(tmp_dir, metadata)`` writes the entry's files into a temporary folder and may add to
+    ``metadata`` (a copy), which is stored in the manifest. Concurrent processes wait on the
+    entry's lock, so each entry is built once.
+    """
+    with locked(entry.with_name(entry.name + ".lock")):
+        manifest = read_manifest(entry)
+        if manifest is not None:
+            logger.debug("using cached %s %s", what, entry)
+            return manifest
+        logger.info("building the %s into the cache (%s)", what, entry)
+        extra = dict(metadata)
+        return write_entry(entry, lambda tmp: build(tmp, extra), metadata=extra)

@@ -7,8 +7,8 @@ The remover calls, in this order::
     trim_box(combined_alpha(mask, alpha), margin=, threshold=)     # optional crop
 
 Every function returns a new array and never writes into its inputs. Integer results are rounded
-exactly (``(x + 127) // 255`` for a ratio of products of 0..255 values: 255 is odd, so there are
-no ties). numpy and Pillow only: the feather uses Pillow's Gaussian blur, everything else is numpy.
+exactly (:mod:`rmbg._blend`: ``(x + 127) // 255`` for a ratio of products of 0..255 values).
+numpy and Pillow only: the feather uses Pillow's Gaussian blur, everything else is numpy.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from PIL import Image, ImageColor, ImageFilter, ImageOps
 
 from . import _parallel
 from . import _validate as check
+from ._blend import div255, over_opaque
 from ._validate import check_mask, is_int
 from .decontaminate import estimate_foreground
 from .errors import UnsupportedOptionError
@@ -232,9 +233,7 @@ def combined_alpha(
         raise ValueError(f"alpha {alpha.shape} and mask {mask.shape} differ in size")
     acc = mask.astype(np.uint16)
     acc *= alpha
-    acc += np.uint16(127)
-    acc //= np.uint16(255)
-    return acc.astype(np.uint8)
+    return div255(acc)
 
 
 def trim_box(
@@ -321,7 +320,7 @@ def compose(
     if isinstance(bg_alpha, int) and bg_alpha == 0:
         return _rgba(fg, a)
     if bg_alpha is None or (isinstance(bg_alpha, int) and bg_alpha == 255):
-        return _over_opaque(fg, a, bg_rgb)
+        return over_opaque(fg, a, bg_rgb)
     return _over_translucent(fg, a, bg_rgb, bg_alpha)
 
 
@@ -371,18 +370,6 @@ def _rgba(fg: NDArray[np.uint8], a: NDArray[np.uint8]) -> NDArray[np.uint8]:
     rows = _parallel.split(height, max(1, _PARALLEL_MIN // width))
     _parallel.run(fill, [(y0 * width, y1 * width) for y0, y1 in rows])
     return out
-
-
-def _over_opaque(
-    fg: NDArray[np.uint8], a: NDArray[np.uint8], bg: NDArray[np.uint8]
-) -> NDArray[np.uint8]:
-    """``round((F a + bg (255 - a)) / 255)`` in uint16 (the sum is at most 255 * 255)."""
-    a16 = a.astype(np.uint16)[:, :, None]
-    acc = fg.astype(np.uint16) * a16
-    acc += bg.astype(np.uint16) * (np.uint16(255) - a16)
-    acc += np.uint16(127)
-    acc //= np.uint16(255)
-    return acc.astype(np.uint8)
 
 
 def _over_translucent(

@@ -8,7 +8,8 @@ Every error derives from :class:`RmbgError` and also from the builtin exception 
     │   └── ImageTooLargeError                   more pixels than the configured limit
     ├── ModelError               (ValueError)    a checkpoint/ONNX/IR that cannot be used
     │   ├── CheckpointMismatchError              missing/unexpected state-dict keys or shapes
-    │   └── ChecksumMismatchError                a downloaded file's sha256 is not the published one
+    │   ├── ChecksumMismatchError                a downloaded file's sha256 is not the published one
+    │   └── QuantizationQualityError             an INT8 model misses the quality bar (not cached)
     ├── ModelNotFoundError       (FileNotFoundError)  no such local path, or offline with no cached copy
     ├── GatedModelError          (PermissionError)    the Hub refused the download (401/403)
     ├── BackendUnavailableError  (ImportError)   a backend's extra is not installed
@@ -24,6 +25,9 @@ Messages say what to do next.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 __all__ = [
     "BackendUnavailableError",
     "CacheError",
@@ -35,6 +39,7 @@ __all__ = [
     "InvalidImageError",
     "ModelError",
     "ModelNotFoundError",
+    "QuantizationQualityError",
     "RmbgError",
     "RmbgWarning",
     "UnknownBackendError",
@@ -64,6 +69,19 @@ class CheckpointMismatchError(ModelError):
 
 class ChecksumMismatchError(ModelError):
     """A downloaded file whose sha256 differs from the published one."""
+
+
+class QuantizationQualityError(ModelError):
+    """The quantized model misses the quality bar on the held-out photos; nothing was cached.
+
+    Attributes:
+        report: The evaluation figures that failed the bar (``rmbg.quantize.QuantizationReport``
+            as plain data: ``photos``, ``bar``, ``passed``, ``min_iou``, ``max_mean_diff``...).
+    """
+
+    def __init__(self, message: str, report: Mapping[str, Any]) -> None:
+        super().__init__(message)
+        self.report: Mapping[str, Any] = report
 
 
 class ModelNotFoundError(RmbgError, FileNotFoundError):

@@ -47,6 +47,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, UnidentifiedImageError
 
+from ._blend import over_opaque
 from .errors import (
     ImageTooLargeError,
     InvalidImageError,
@@ -449,7 +450,7 @@ def _finish(
     if a is None:
         rgb, straight_rgb = straight, None
     else:
-        rgb, straight_rgb = _flatten_onto_white(straight, a), straight
+        rgb, straight_rgb = over_opaque(straight, a, 255), straight
         straight_rgb.flags.writeable = False
         a.flags.writeable = False
     rgb.flags.writeable = False
@@ -474,16 +475,6 @@ def _own(arr: NDArray[np.uint8], caller: NDArray[Any] | None) -> NDArray[np.uint
         return np.array(arr, dtype=np.uint8, order="C", copy=True)
     out: NDArray[np.uint8] = np.ascontiguousarray(arr, dtype=np.uint8)
     return out
-
-
-def _flatten_onto_white(colors: NDArray[np.uint8], alpha: NDArray[np.uint8]) -> NDArray[np.uint8]:
-    """``round((c * a + 255 * (255 - a)) / 255)``, exact (no ties: 255 is odd), in uint16."""
-    a = alpha.astype(np.uint16)[:, :, None]
-    acc = colors.astype(np.uint16) * a  # <= 65025: the sum below stays within uint16
-    acc += (np.uint16(255) - a) * np.uint16(255)
-    acc += np.uint16(127)
-    acc //= np.uint16(255)
-    return acc.astype(np.uint8)
 
 
 def _float_to_uint8(arr: NDArray[Any], what: str) -> NDArray[np.uint8]:

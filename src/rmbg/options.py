@@ -21,21 +21,17 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Literal, TypeAlias, TypedDict, cast, get_args
+from typing import Any, ClassVar, TypeAlias, TypedDict, cast, get_args
 
 import numpy as np
 from numpy.typing import NDArray
+from typing_extensions import Self
 
 from . import _validate as check
 from .compose import DEFAULT_TRIM_THRESHOLD, BackgroundImage, Color, parse_color
 from .errors import UnsupportedOptionError
-
-if sys.version_info >= (3, 11):
-    from typing import Self
-else:  # pragma: no cover - Python 3.10
-    from typing_extensions import Self
+from .postprocess import Normalize
 
 __all__ = [
     "DEFAULT_TRIM_THRESHOLD",
@@ -51,7 +47,6 @@ __all__ = [
     "resolve_background",
 ]
 
-Normalize = Literal["minmax", "none"]
 #: The values ``normalize=`` accepts.
 NORMALIZE: tuple[str, ...] = get_args(Normalize)
 

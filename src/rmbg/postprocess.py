@@ -25,13 +25,14 @@ A network output with NaN or infinite values is rejected: no mask can be made fr
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 from numpy.typing import NDArray
 
 from . import _parallel
-from .errors import InvalidImageError, UnsupportedOptionError
+from . import _validate as check
+from .errors import InvalidImageError
 from .preprocess import check_size, resize_bilinear
 
 __all__ = ["Normalize", "postprocess"]
@@ -94,8 +95,7 @@ def postprocess(
             or infinite values, or ``size`` is not two positive integers.
         UnsupportedOptionError: ``normalize`` is not ``"minmax"`` or ``"none"``.
     """
-    if normalize not in ("minmax", "none"):
-        raise UnsupportedOptionError(f"normalize must be 'minmax' or 'none', not {normalize!r}.")
+    check.choice("normalize", normalize, get_args(Normalize))
     prob = _as_map(raw)
     height, width = check_size(size, "mask")
     lo, hi = prob.min(), prob.max()

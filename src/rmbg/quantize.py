@@ -1,20 +1,21 @@
-"""Post-training INT8 quantization with NNCF, checked against f32 before it may be used.
+"""``precision="int8"``: a build step above the backends that makes an INT8 OpenVINO IR from the
+f32 one, checks it against f32, caches it, and hands the backend an IR to run.
 
-``precision="int8"`` (OpenVINO backend) quantizes the f32 IR once and caches the result like any
-other precision. The flow, run by :class:`~rmbg.backends.openvino.OpenVINOBackend` on first use::
+The flow, run by :class:`~rmbg.BackgroundRemover` when ``precision="int8"`` (:func:`build_int8`)::
 
+    the backend's f32 IR (converted into the cache first, through the backend's public API)
     calibration photos (bundled + augmented, or the user's folder / images)
-        -> rmbg's own pre-processing -> nncf.quantize(f32 IR)               (statistics, bias fix)
+        -> the shared pre-processing -> nncf.quantize(f32 IR)              (statistics, bias fix)
     held-out photos (disjoint from the calibration set)
-        -> f32 mask and int8 mask, full pipeline at the photo's size -> IoU, mean |diff|
-    every held-out photo meets the bar  -> the int8 IR is saved, the figures go in the manifest
+        -> f32 mask and int8 mask through the shared pipeline (rmbg.pipeline.predict) at the
+           photo's size, each model run by the backend's own engine -> IoU, mean |diff|
+    every held-out photo meets the bar  -> the int8 IR is saved under its own cache key
     one does not                       -> QuantizationQualityError, nothing is cached
 
 The bar (:data:`DEFAULT_BAR`): mask IoU >= 0.99 (masks thresholded at 128) and a mean absolute
-difference <= 2 grey levels, per held-out photo. The calibration set defaults to the four bundled
-photos (``rmbg/data/photos``) with deterministic augmentations (flips, crops, rescales, grey
-and contrast variants); the held-out set is ``rmbg/data/photos/heldout`` (four other public-domain
-photos), never used for calibration.
+difference <= 2 grey levels, per held-out photo. The calibration set defaults to the bundled
+photos (:mod:`rmbg.photos`) with deterministic augmentations (flips, crops, rescales, grey and
+contrast variants); the held-out set is :data:`rmbg.photos.HELDOUT`, never used for calibration.
 
 NNCF (``pip install "rmbg[int8]"``) is imported only here, only when a model is quantized.
 """
@@ -27,56 +28,47 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from . import cache
+from ._version import __version__
 from .cache import sha256_file
-from .errors import BackendUnavailableError, ModelError, UnsupportedOptionError
+from .errors import BackendUnavailableError, QuantizationQualityError, UnsupportedOptionError
+from .metrics import mask_figures
+from .photos import bundled_photos, image_suffixes
+from .photos import heldout_photos as heldout_paths
+from .pipeline import Network, predict
+from .source import ModelSource
 from .specs import RMBG_1_4, ModelSpec
 
 __all__ = [
-    "BUNDLED_CALIBRATION",
     "DEFAULT_BAR",
     "DEFAULT_SETTINGS",
-    "HELDOUT",
+    "FORMAT",
     "CalibrationSet",
+    "Int8Model",
     "QualityBar",
-    "QuantizationQualityError",
     "QuantizationReport",
     "QuantizationSettings",
+    "build_int8",
+    "cache_parts",
     "calibration_set",
     "evaluate",
+    "heldout_digest",
     "heldout_photos",
     "quantize",
+    "settings",
 ]
 
 logger = logging.getLogger("rmbg")
 
-PHOTO_DIR = Path(__file__).resolve().parent / "data" / "photos"
-#: Bundled calibration photos (``rmbg/data/photos/<name>.jpg``).
-BUNDLED_CALIBRATION: tuple[str, ...] = ("astronaut", "coffee", "chelsea", "rocket")
-#: Held-out photos (``rmbg/data/photos/heldout/<name>.jpg``): never used for calibration.
-HELDOUT: tuple[str, ...] = ("camera", "clock", "horse", "retina")
-#: Image files a calibration folder may hold.
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
 #: Version of the augmentation recipe (part of the cache key: a new recipe re-quantizes).
 AUGMENT_VERSION = 1
-
-
-class QuantizationQualityError(ModelError):
-    """The quantized model misses the quality bar on the held-out photos; nothing was cached.
-
-    Attributes:
-        report: The evaluation figures that failed the bar.
-    """
-
-    def __init__(self, message: str, report: QuantizationReport) -> None:
-        super().__init__(message)
-        self.report = report
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,7 +185,7 @@ def _variant(rgb: NDArray[np.uint8], label: str, seed: int) -> NDArray[np.uint8]
 
 
 def _bundled(augment: bool) -> CalibrationSet:
-    paths = [PHOTO_DIR / f"{name}.jpg" for name in BUNDLED_CALIBRATION]
+    paths = bundled_photos()
     h = hashlib.sha256(f"bundled:augment={augment}:v{AUGMENT_VERSION}".encode())
     for p in paths:
         h.update(sha256_file(p).encode())
@@ -207,12 +199,11 @@ def _bundled(augment: bool) -> CalibrationSet:
 
 
 def _folder(folder: Path) -> CalibrationSet:
-    files = sorted(
-        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-    )
+    suffixes = image_suffixes()
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
     if not files:
         raise UnsupportedOptionError(
-            f"The calibration folder {folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})."
+            f"The calibration folder {folder} holds no images rmbg can read (.jpg, .png, .webp...)."
         )
     h = hashlib.sha256(b"folder")
     for p in files:
@@ -272,14 +263,14 @@ def calibration_set(
 
 def heldout_photos() -> dict[str, NDArray[np.uint8]]:
     """The held-out evaluation photos, by name, as ``HxWx3`` uint8 RGB."""
-    return {name: _read(PHOTO_DIR / "heldout" / f"{name}.jpg") for name in HELDOUT}
+    return {p.stem: _read(p) for p in heldout_paths()}
 
 
 def heldout_digest() -> str:
     """sha256 of the held-out photos (part of the cache key: other photos, another verdict)."""
     h = hashlib.sha256(b"heldout")
-    for name in HELDOUT:
-        h.update(sha256_file(PHOTO_DIR / "heldout" / f"{name}.jpg").encode())
+    for p in heldout_paths():
+        h.update(sha256_file(p).encode())
     return h.hexdigest()
 
 
@@ -413,102 +404,202 @@ class QuantizationReport:
         )
 
 
-def mask_figures(a: NDArray[np.uint8], b: NDArray[np.uint8]) -> dict[str, float]:
-    """IoU of two masks thresholded at 128, and their mean and max absolute difference."""
-    d = np.abs(a.astype(np.int16) - b.astype(np.int16))
-    fa, fb = a >= 128, b >= 128
-    union = int(np.logical_or(fa, fb).sum())
-    iou = float(np.logical_and(fa, fb).sum() / union) if union else 1.0
-    return {"iou": iou, "mean_diff": float(d.mean()), "max_diff": float(d.max())}
-
-
-def _masks(
-    run: Callable[[NDArray[np.float32]], NDArray[np.float32]],
-    photos: Mapping[str, NDArray[np.uint8]],
-    spec: ModelSpec,
-) -> Iterator[tuple[str, NDArray[np.uint8]]]:
-    from .postprocess import postprocess
-    from .preprocess import preprocess
-
-    for name, rgb in photos.items():
-        yield name, postprocess(run(preprocess(rgb, spec)), (rgb.shape[0], rgb.shape[1]))
-
-
 def evaluate(
-    reference: Callable[[NDArray[np.float32]], NDArray[np.float32]],
-    candidate: Callable[[NDArray[np.float32]], NDArray[np.float32]],
+    reference: Network,
+    candidate: Network,
     photos: Mapping[str, NDArray[np.uint8]] | None = None,
     *,
     spec: ModelSpec = RMBG_1_4,
     bar: QualityBar = DEFAULT_BAR,
 ) -> QuantizationReport:
-    """Compare the candidate's masks with the reference's on held-out photos.
+    """Compare the candidate's masks with the reference's on held-out photos, each mask made by
+    the shared pipeline (:func:`rmbg.pipeline.predict`) at the photo's own size.
 
     Args:
-        reference: Runs the f32 network (float32 NCHW in, probabilities out).
+        reference: Runs the f32 network (an engine: float32 NCHW in, probabilities out).
         candidate: Runs the quantized network.
         photos: Held-out photos by name (default: :func:`heldout_photos`).
         spec: Model facts for the shared pre/post-processing.
         bar: The bar each photo must meet.
     """
     photos = heldout_photos() if photos is None else photos
-    ref = dict(_masks(reference, photos, spec))
     figures: dict[str, dict[str, float]] = {}
-    for name, mask in _masks(candidate, photos, spec):
-        figures[name] = {k: round(v, 5) for k, v in mask_figures(ref[name], mask).items()}
+    for name, rgb in photos.items():
+        ref = predict(reference, rgb, spec)
+        got = predict(candidate, rgb, spec)
+        figures[name] = {k: round(v, 5) for k, v in mask_figures(ref, got).items()}
     passed = all(
         f["iou"] >= bar.min_iou and f["mean_diff"] <= bar.max_mean_diff for f in figures.values()
     )
     return QuantizationReport(photos=figures, bar=bar, passed=passed)
 
 
-def quantize_checked(
-    core: Any,
-    model: Any,
-    *,
-    calibration: CalibrationSet,
-    spec: ModelSpec = RMBG_1_4,
-    settings: QuantizationSettings = DEFAULT_SETTINGS,
-    bar: QualityBar = DEFAULT_BAR,
-    photos: Mapping[str, NDArray[np.uint8]] | None = None,
-    device: str = "CPU",
-) -> tuple[Any, QuantizationReport]:
-    """Quantize ``model`` and evaluate it against f32 on ``device``; raise if it misses the bar.
+# -- the build step -------------------------------------------------------------------------------
+#: Version of the INT8 cache entries' layout and key (a new one re-quantizes).
+FORMAT = 2
 
-    Args:
-        core: An ``openvino.Core``.
-        model: The f32 ``openvino.Model``.
-        calibration: From :func:`calibration_set`.
-        spec: Model facts.
-        settings: NNCF options.
-        bar: The quality bar.
-        photos: Held-out photos (default: the bundled held-out set).
-        device: Where the evaluation runs (the IR itself is device-independent).
 
-    Returns:
-        ``(int8 model, report)`` with ``report.passed`` true.
+def settings(value: QuantizationSettings | Mapping[str, Any] | None) -> QuantizationSettings:
+    """Quantization settings from a :class:`QuantizationSettings`, a mapping of its fields, or
+    ``None`` (the defaults).
 
     Raises:
-        QuantizationQualityError: The INT8 masks miss the bar on a held-out photo.
+        UnsupportedOptionError: An unknown field (the message lists the known ones) or a bad type.
+    """
+    if value is None:
+        return DEFAULT_SETTINGS
+    if isinstance(value, QuantizationSettings):
+        return value
+    if not isinstance(value, Mapping):
+        raise UnsupportedOptionError(
+            f"quantization= must be a QuantizationSettings or a mapping of its fields, not "
+            f"{type(value).__name__}"
+        )
+    fields = {f.name for f in dataclasses.fields(QuantizationSettings)}
+    unknown = sorted(set(value) - fields)
+    if unknown:
+        raise UnsupportedOptionError(
+            f"Unknown quantization option(s): {', '.join(unknown)}; known: {', '.join(sorted(fields))}."
+        )
+    return QuantizationSettings(**dict(value))
+
+
+@dataclasses.dataclass(frozen=True)
+class Int8Model:
+    """What :func:`build_int8` hands the backend: the INT8 IR, and how it was judged.
+
+    Attributes:
+        source: The INT8 IR in the cache, as a model source of kind ``"ir"``.
+        report: The figures against f32 on the held-out photos (from the cache manifest).
+    """
+
+    source: ModelSource
+    report: Mapping[str, Any]
+
+
+def cache_parts(
+    source: ModelSource,
+    settings: QuantizationSettings,
+    calibration: CalibrationSet,
+    bar: QualityBar,
+) -> dict[str, Any]:
+    """What makes one INT8 model differ from another: the model, the settings, the calibration
+    and held-out data, the bar and the versions. Hashed into the INT8 cache entry's key."""
+    import openvino as ov
+
+    spec = source.spec
+    return {
+        "precision": "int8",
+        "weights": source.weights_digest,
+        "kind": source.kind,
+        "spec": spec.digest(),
+        "input_shape": [1, 3, *spec.input_size],
+        "settings": settings.as_dict(),
+        "calibration": calibration.digest,
+        "heldout": heldout_digest(),
+        "bar": dataclasses.asdict(bar),
+        "rmbg": __version__,
+        "openvino": ov.get_version(),
+        "format": FORMAT,
+    }
+
+
+def build_int8(
+    backend_cls: Any,
+    source: ModelSource,
+    *,
+    cache_root: Path,
+    calibration: str | os.PathLike[str] | Iterable[Any] | None = None,
+    quantization: QuantizationSettings | Mapping[str, Any] | None = None,
+    bar: QualityBar = DEFAULT_BAR,
+    device: str = "CPU",
+) -> Int8Model:
+    """The INT8 IR of ``source``: from the cache, or built from the backend's f32 IR and checked.
+
+    Args:
+        backend_cls: The OpenVINO backend class (its public ``read_model()`` gives the f32
+            ``openvino.Model``; its engines run both models for the evaluation).
+        source: The model to quantize.
+        cache_root: rmbg's cache root (the entry goes under ``ir/<key>``).
+        calibration: ``None`` (the bundled photos), a folder, or images (see
+            :func:`calibration_set`).
+        quantization: NNCF settings (:class:`QuantizationSettings` or a mapping of its fields).
+        bar: The bar every held-out photo must meet.
+        device: Where the evaluation runs (the IR itself is device-independent).
+
+    Raises:
+        QuantizationQualityError: The INT8 masks miss the bar on a held-out photo (nothing is
+            cached).
         BackendUnavailableError: NNCF is not installed.
     """
+    chosen = settings(quantization)
+    cal = calibration_set(calibration, settings=chosen)
+    parts = cache_parts(source, chosen, cal, bar)
+    key = cache.cache_key(parts)
+    entry = cache_root / "ir" / key
+
+    def build(folder: Path, metadata: dict[str, Any]) -> None:
+        metadata["quantization"] = _quantize_into(
+            folder, backend_cls, source, cache_root, cal, chosen, bar, device
+        )
+
+    manifest = cache.get_or_build(entry, build, metadata={"key": parts}, what="INT8 model")
+    ir = entry / "model.xml"
+    report = manifest.get("quantization")
+    return Int8Model(
+        source=ModelSource(
+            kind="ir",
+            spec=source.spec,
+            path=ir,
+            weights_path=ir.with_suffix(".bin"),
+            weights_digest=f"int8:{key}",
+            repo_id=source.repo_id,
+            revision=source.revision,
+        ),
+        report=dict(report) if isinstance(report, Mapping) else {},
+    )
+
+
+def _quantize_into(
+    folder: Path,
+    backend_cls: Any,
+    source: ModelSource,
+    cache_root: Path,
+    calibration: CalibrationSet,
+    chosen: QuantizationSettings,
+    bar: QualityBar,
+    device: str,
+) -> dict[str, Any]:
+    """Quantize the f32 IR into ``folder/model.xml``, evaluate it, and return the report."""
+    import openvino as ov
+
     nncf = _import_nncf()
+    f32 = backend_cls(
+        source, precision="f32", cache_dir=cache_root, options={"compile_cache": False}
+    )
     started = time.perf_counter()
-    quantized = quantize(model, calibration, spec=spec, settings=settings)
+    quantized = quantize(f32.read_model(), calibration, spec=source.spec, settings=chosen)
     seconds = time.perf_counter() - started
+    quantized.set_rt_info("int8", ["rmbg", "precision"])
+    quantized.set_rt_info(__version__, ["rmbg", "version"])
+    ov.save_model(quantized, str(folder / "model.xml"), compress_to_fp16=False)
     logger.info("INT8 quantization took %.1f s; evaluating on held-out photos", seconds)
-    reference = _runner(core.compile_model(model, device, {"INFERENCE_PRECISION_HINT": "f32"}))
-    candidate = _runner(core.compile_model(quantized, device))
-    report = evaluate(reference, candidate, photos, spec=spec, bar=bar)
+    candidate = backend_cls(
+        ModelSource(kind="ir", spec=source.spec, path=folder / "model.xml"),
+        precision="auto",
+        cache_dir=cache_root,
+        options={"compile_cache": False},
+    )
+    report = evaluate(f32.load(device), candidate.load(device), spec=source.spec, bar=bar)
     report = dataclasses.replace(
         report,
         calibration={
             "source": calibration.description,
             "images": len(calibration),
-            "samples": max(1, min(settings.subset_size, len(calibration))),
+            "samples": max(1, min(chosen.subset_size, len(calibration))),
             "seconds": round(seconds, 1),
         },
-        settings=settings.as_dict(),
+        settings=chosen.as_dict(),
         nncf=str(nncf.__version__),
     )
     logger.info("INT8 vs f32 on held-out photos: %s", report.summary())
@@ -517,34 +608,8 @@ def quantize_checked(
             f"The INT8 model misses the quality bar (IoU >= {bar.min_iou}, mean difference <= "
             f"{bar.max_mean_diff} grey levels against f32, on every held-out photo): "
             f"{report.summary()}. It was not saved. Calibrate on more photos like yours "
-            '(backend_options={"calibration": "path/to/folder"}, 20 or more), or use '
-            'precision="auto" (the fastest accurate precision of the device).',
-            report,
+            '(calibration="path/to/folder", 20 or more), or use precision="auto" (the fastest '
+            "accurate precision of the device).",
+            report.as_dict(),
         )
-    return quantized, report
-
-
-def _runner(compiled: Any) -> Callable[[NDArray[np.float32]], NDArray[np.float32]]:
-    request = compiled.create_infer_request()
-
-    def run(x: NDArray[np.float32]) -> NDArray[np.float32]:
-        request.infer({0: x})
-        return np.array(request.get_output_tensor(0).data, dtype=np.float32, copy=True)
-
-    return run
-
-
-def settings_from_options(options: Mapping[str, Any]) -> QuantizationSettings:
-    """Quantization settings from a backend's ``options`` (``{"quantization": {...}}``)."""
-    raw = options.get("quantization") or {}
-    if not isinstance(raw, Mapping):
-        raise UnsupportedOptionError(
-            f"backend option 'quantization' must be a mapping, not {type(raw).__name__}"
-        )
-    fields = {f.name for f in dataclasses.fields(QuantizationSettings)}
-    unknown = sorted(set(raw) - fields)
-    if unknown:
-        raise UnsupportedOptionError(
-            f"Unknown quantization option(s): {', '.join(unknown)}; known: {', '.join(sorted(fields))}."
-        )
-    return QuantizationSettings(**dict(raw))
+    return report.as_dict()

@@ -19,7 +19,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 from numpy.typing import NDArray
@@ -27,12 +27,11 @@ from typing_extensions import Unpack
 
 from . import compose as _compose
 from . import io as _io
+from . import pipeline as _pipeline
 from .backends import get_backend
-from .backends.base import PRECISIONS, Backend, Engine, EngineInfo, ModelSource
+from .backends.base import PRECISIONS, Backend, BackendOptions, Engine, EngineInfo, ModelSource
 from .errors import UnsupportedOptionError
 from .options import CutoutKeywords, CutoutOptions, MaskKeywords, MaskOptions, Normalize
-from .postprocess import postprocess
-from .preprocess import preprocess
 from .specs import RMBG_1_4, ModelSpec
 
 __all__ = ["BackgroundRemover"]
@@ -55,21 +54,28 @@ class BackgroundRemover:
             ``"NPU"``...; torch: ``"cpu"`` (default), ``"cuda"``, ``"cuda:1"``... Case-insensitive. A
             device that is not present raises :class:`~rmbg.errors.DeviceNotFoundError`.
         precision: ``"auto"`` (the device's fastest accurate default), ``"f32"`` (exact parity with
-            the PyTorch reference), ``"bf16"``, ``"f16"`` or ``"int8"`` (OpenVINO: quantized once with
-            NNCF and kept only if its masks match f32's on held-out photos; see
-            :mod:`rmbg.quantize`).
+            the PyTorch reference), ``"bf16"``, ``"f16"`` or ``"int8"`` (OpenVINO: an INT8 IR built
+            once with NNCF from the f32 one and kept only if its masks match f32's on held-out
+            photos; see :mod:`rmbg.quantize`).
         cache_dir: Root of rmbg's cache of converted models (default ``$RMBG_CACHE_DIR`` or
             ``~/.cache/rmbg``). Hub downloads go to the Hugging Face cache (``HF_HOME``).
         revision: Hub revision (branch, tag or commit) of ``model``.
         token: Hugging Face token for the gated repository (default: ``HF_TOKEN`` / the login).
-        backend_options: Backend-specific options, passed untouched (OpenVINO:
-            ``{"performance_hint": "THROUGHPUT", "config": {...}}``; torch: ``{"num_threads": 2}``).
+        backend_options: The backend's typed options, or a mapping of their fields (OpenVINO:
+            :class:`~rmbg.backends.openvino.OpenVINOOptions`, e.g.
+            ``{"performance_hint": "THROUGHPUT", "config": {...}}``; torch:
+            ``{"num_threads": 2}``). An unknown key is an error listing the known ones.
         spec: Model facts (input size, normalisation); defaults to RMBG-1.4's.
         max_pixels: Largest input accepted, in pixels (default: Pillow's ``MAX_IMAGE_PIXELS``);
             ``None`` disables the guard.
         input_size: Run the network at this input size instead of the spec's (an int for a
             square, or ``(height, width)``; multiples of 32 from 256). Smaller is faster and less
             accurate: see ``docs/performance.md`` for the measured cost.
+        calibration: ``precision="int8"`` only: a folder of photos like yours, or a list of
+            images, to calibrate on instead of the bundled set.
+        quantization: ``precision="int8"`` only: NNCF settings
+            (:class:`rmbg.quantize.QuantizationSettings` or a mapping of its fields, e.g.
+            ``{"subset_size": 64}``).
 
     Example:
         >>> remover = BackgroundRemover()                       # doctest: +SKIP
@@ -87,20 +93,32 @@ class BackgroundRemover:
         cache_dir: str | os.PathLike[str] | None = None,
         revision: str | None = None,
         token: str | bool | None = None,
-        backend_options: Mapping[str, Any] | None = None,
+        backend_options: BackendOptions | Mapping[str, Any] | None = None,
         spec: ModelSpec = RMBG_1_4,
         max_pixels: int | None = _io.DEFAULT_MAX_PIXELS,
         input_size: int | tuple[int, int] | None = None,
+        calibration: str | os.PathLike[str] | Iterable[Any] | None = None,
+        quantization: Any = None,
     ) -> None:
-        from .weights import resolve_model
+        from .weights import default_model, resolve_model
 
         if precision not in PRECISIONS:
             raise UnsupportedOptionError(
                 f"precision={precision!r} is not one of: {', '.join(PRECISIONS)}."
             )
+        if precision != "int8" and (calibration is not None or quantization is not None):
+            raise UnsupportedOptionError(
+                "calibration= and quantization= set how an INT8 model is built: they need "
+                'precision="int8".'
+            )
         backend_cls = get_backend(backend)
+        if precision == "int8" and not backend_cls.quantizable:
+            raise UnsupportedOptionError(
+                f"precision='int8' is an OpenVINO (NNCF) feature; the {backend_cls.name!r} backend "
+                "cannot run it. Use backend='openvino'."
+            )
         if model is None:
-            model = os.environ.get("RMBG_MODEL") or spec.repo_id
+            model = default_model(spec)
         self.source: ModelSource = (
             model
             if isinstance(model, ModelSource)
@@ -114,11 +132,24 @@ class BackgroundRemover:
                 f"{self.source.kind!r} ({self.source.path}); it accepts: "
                 f"{', '.join(backend_cls.accepts)}. Use backend='openvino' for ONNX files and IRs."
             )
+        root = Path(cache_dir) if cache_dir is not None else None
+        options = backend_cls.Options.parse(backend_options, backend_cls.name)  # before any work
+        self.quantization: Mapping[str, Any] | None = None
+        """``precision="int8"``: the INT8 model's figures against f32 on the held-out photos."""
+        run_precision = precision
+        if precision == "int8":
+            from . import cache, quantize
+
+            built = quantize.build_int8(
+                backend_cls,
+                self.source,
+                cache_root=root if root is not None else cache.default_cache_dir(),
+                calibration=calibration,
+                quantization=quantization,
+            )
+            self.source, self.quantization, run_precision = built.source, built.report, "auto"
         self._backend: Backend = backend_cls(
-            self.source,
-            precision=precision,
-            cache_dir=Path(cache_dir) if cache_dir is not None else None,
-            options=backend_options,
+            self.source, precision=run_precision, cache_dir=root, options=options
         )
         self.backend: str = backend_cls.name
         self.precision: str = precision
@@ -162,11 +193,20 @@ class BackgroundRemover:
 
     @property
     def info(self) -> EngineInfo:
-        """Backend, device (and under AUTO the device that actually runs), precision, model files.
+        """Backend, device (and under AUTO the device that actually runs), precision, model files
+        (and for ``precision="int8"``, ``details["quantization"]``: the figures against f32).
 
         Compiles the default device's engine if that has not happened yet.
         """
-        return self.engine().info
+        info = self.engine().info
+        if self.quantization is None:
+            return info
+        return dataclasses.replace(
+            info,
+            precision="int8",
+            inference_precision=f"int8 (other layers: {info.inference_precision})",
+            details={**info.details, "quantization": dict(self.quantization)},
+        )
 
     def warmup(self, device: str | None = None) -> None:
         """Load/compile the engine and run one inference, so the first real call is fast."""
@@ -182,9 +222,7 @@ class BackgroundRemover:
         normalize: Normalize = "minmax",
     ) -> NDArray[np.uint8]:
         """The reference mask of an ``HxWx3`` uint8 RGB array: ``HxW`` uint8, no shaping options."""
-        engine = self.engine(device)
-        raw = engine(preprocess(rgb, self.spec))
-        return postprocess(raw, (rgb.shape[0], rgb.shape[1]), normalize=normalize)
+        return _pipeline.predict(self.engine(device), rgb, self.spec, normalize=normalize)
 
     # -- public image API -----------------------------------------------------------------------
     def mask(
@@ -310,21 +348,16 @@ class BackgroundRemover:
         self,
         images: Iterable[_io.ImageInput],
         options: MaskOptions | None = None,
-        *,
-        device: str | None = None,
-        output: _io.OutputKind = "auto",
-        workers: int | None = None,
-        return_exceptions: bool = False,
-        then: Callable[[Any], Any] | None = None,
-        **keywords: Unpack[MaskKeywords],
+        **keywords: Unpack[MaskBatchKeywords],
     ) -> Iterator[Any]:
         """Masks of many images, yielded in input order, with decoding, pre/post-processing and
         inference of different images overlapping.
 
         Args:
             images: Any iterable of inputs :meth:`mask` accepts (consumed lazily).
-            options, device, output, **keywords: As for :meth:`mask`; validated once, before the
-                first image is read.
+            options: As for :meth:`mask`.
+            **keywords: The batch controls below, and ``device``, ``output`` and the option
+                keywords of :meth:`mask`: all validated once, before the first image is read.
             workers: Images in flight at once (default: the engine's infer requests + 2).
             return_exceptions: Yield the exception raised for a bad image in its place instead of
                 raising it (and stopping) — what a batch job that must not stop wants.
@@ -334,55 +367,47 @@ class BackgroundRemover:
         Yields:
             One result per input, in order, typed as :meth:`mask` returns it.
         """
+        controls = BatchControls.take(keywords)
         opts = MaskOptions.build(options, **keywords)
-        _io.check_output(output)
-        call = functools.partial(self._mask, opts=opts, device=device, output=output)
-        return self._pipeline(call, images, device, workers, return_exceptions, then)
+        return self._pipeline(self._mask, opts, images, controls)
 
     def cutouts(
         self,
         images: Iterable[_io.ImageInput],
         options: CutoutOptions | MaskOptions | None = None,
-        *,
-        device: str | None = None,
-        output: _io.OutputKind = "auto",
-        workers: int | None = None,
-        return_exceptions: bool = False,
-        then: Callable[[Any], Any] | None = None,
-        **keywords: Unpack[CutoutKeywords],
+        **keywords: Unpack[CutoutBatchKeywords],
     ) -> Iterator[Any]:
-        """Cutouts of many images, in input order, pipelined like :meth:`masks`.
+        """Cutouts of many images, in input order, pipelined like :meth:`masks` (the same batch
+        controls: ``workers``, ``return_exceptions``, ``then``, ``device``, ``output``).
 
         Args:
             images: Any iterable of inputs :meth:`cutout` accepts (consumed lazily).
-            options, device, output, **keywords: As for :meth:`cutout`; validated once, and a
-                background image decoded once, before the first image is read.
-            workers: Images in flight at once (default: the engine's infer requests + 2).
-            return_exceptions: Yield a bad image's exception in its place instead of raising.
-            then: Applied to each result in the worker thread (e.g. encoding).
+            options: As for :meth:`cutout`; validated once, and a background image decoded once,
+                before the first image is read.
+            **keywords: The batch controls, and the option keywords of :meth:`cutout`.
         """
+        controls = BatchControls.take(keywords)
         opts = CutoutOptions.build(options, **keywords)
-        _io.check_output(output)
-        call = functools.partial(self._cutout, opts=opts, device=device, output=output)
-        return self._pipeline(call, images, device, workers, return_exceptions, then)
+        return self._pipeline(self._cutout, opts, images, controls)
 
     def _pipeline(
         self,
-        call: Callable[[Any], Any],
+        fn: Callable[..., Any],
+        opts: MaskOptions,
         images: Iterable[_io.ImageInput],
-        device: str | None,
-        workers: int | None,
-        return_exceptions: bool,
-        then: Callable[[Any], Any] | None,
+        controls: BatchControls,
     ) -> Iterator[Any]:
-        engine = self.engine(device)  # compile before the threads start
+        _io.check_output(controls.output)
+        engine = self.engine(controls.device)  # compile before the threads start
+        workers = controls.workers
         if workers is None:
             workers = int(getattr(engine, "n_requests", 1)) + 2
-        if workers < 1:
-            raise UnsupportedOptionError(f"workers must be at least 1, not {workers}")
-        if then is not None:
-            call = _chain(call, then)
-        return self._run_pipeline(call, images, workers, return_exceptions)
+        call: Callable[[Any], Any] = functools.partial(
+            fn, opts=opts, device=controls.device, output=controls.output
+        )
+        if controls.then is not None:
+            call = _chain(call, controls.then)
+        return self._run_pipeline(call, images, workers, controls.return_exceptions)
 
     def _run_pipeline(
         self,
@@ -413,6 +438,50 @@ class BackgroundRemover:
             if return_exceptions:
                 return exc
             raise
+
+
+class BatchKeywords(TypedDict, total=False):
+    """The batch controls of :meth:`BackgroundRemover.masks` / :meth:`~BackgroundRemover.cutouts`."""
+
+    device: str | None
+    output: _io.OutputKind
+    workers: int | None
+    return_exceptions: bool
+    then: Callable[[Any], Any] | None
+
+
+class MaskBatchKeywords(MaskKeywords, BatchKeywords, total=False):
+    """``masks()``'s keywords: the batch controls and the mask options."""
+
+
+class CutoutBatchKeywords(CutoutKeywords, BatchKeywords, total=False):
+    """``cutouts()``'s keywords: the batch controls and the cutout options."""
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchControls:
+    """How a batch runs (not what it makes): taken out of a batch call's keywords."""
+
+    device: str | None = None
+    output: _io.OutputKind = "auto"
+    workers: int | None = None
+    return_exceptions: bool = False
+    then: Callable[[Any], Any] | None = None
+
+    @classmethod
+    def take(cls, keywords: Any) -> BatchControls:
+        """Remove the batch controls from ``keywords`` (in place) and check them."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        controls = cls(**{n: keywords.pop(n) for n in names if n in keywords})
+        if controls.workers is not None and (
+            not isinstance(controls.workers, int) or controls.workers < 1
+        ):
+            raise UnsupportedOptionError(
+                f"workers must be a whole number >= 1, not {controls.workers!r}."
+            )
+        if controls.then is not None and not callable(controls.then):
+            raise UnsupportedOptionError(f"then must be callable, not {controls.then!r}.")
+        return controls
 
 
 def _with_input_size(source: ModelSource, input_size: int | tuple[int, int]) -> ModelSource:

@@ -11,18 +11,18 @@ needs neither torch nor OpenVINO. Use it to test code built on rmbg without mode
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
-from .backends.base import Backend, EngineInfo, ModelSource, SourceKind
-from .errors import DeviceNotFoundError, UnsupportedOptionError
+from .backends.base import Backend, BackendOptions, EngineInfo, ModelSource, SourceKind
+from .errors import DeviceNotFoundError
 
 __all__ = ["FAKE_SOURCE", "FakeBackend", "FakeEngine", "fake_remover"]
 
@@ -60,11 +60,25 @@ class FakeEngine:
         return out
 
 
+@dataclasses.dataclass(frozen=True)
+class FakeOptions(BackendOptions):
+    """The fake backend's options.
+
+    Attributes:
+        delay: Seconds each engine call sleeps (to test pipelining and timeouts).
+        performance_hint: Accepted like OpenVINO's (so that callers' batch options can be tested
+            without a network); it changes nothing.
+    """
+
+    delay: float = 0.0
+    performance_hint: str = "LATENCY"
+
+
 class FakeBackend(Backend):
     """A backend without a network (``backend="fake"``). Devices: ``"cpu"`` and ``"fake"``.
 
-    ``options`` may hold ``{"delay": seconds}``: each engine call sleeps that long; other options
-    are accepted and ignored (the debug log of each load lists them).
+    ``backend_options``: :class:`FakeOptions` (``{"delay": seconds}``: each engine call sleeps that
+    long).
     """
 
     name: ClassVar[str] = "fake"
@@ -74,19 +88,10 @@ class FakeBackend(Backend):
     #: Like OpenVINO's, so that batch callers' handling of it can be tested without a network.
     batch_options: ClassVar[Mapping[str, Any]] = {"performance_hint": "THROUGHPUT"}
 
-    def __init__(
-        self,
-        source: ModelSource,
-        *,
-        precision: str = "auto",
-        cache_dir: Path | None = None,
-        options: Mapping[str, Any] | None = None,
-    ) -> None:
-        super().__init__(source, precision=precision, cache_dir=cache_dir, options=options)
-        if precision not in ("auto", "f32"):
-            raise UnsupportedOptionError(
-                f"the fake backend computes in f32 only, not {precision!r}"
-            )
+    Options: ClassVar[type[BackendOptions]] = FakeOptions
+    options: FakeOptions
+
+    def setup(self) -> None:
         self.loads: list[str] = []
 
     def available_devices(self) -> tuple[str, ...]:
@@ -103,7 +108,9 @@ class FakeBackend(Backend):
 
     def load(self, device: str) -> FakeEngine:
         self.loads.append(device)
-        logger.debug("fake engine loaded on %s (options: %s)", device, dict(self.options))
+        logger.debug(
+            "fake engine loaded on %s (options: %s)", device, dataclasses.asdict(self.options)
+        )
         return FakeEngine(
             EngineInfo(
                 backend=self.name,
@@ -112,7 +119,7 @@ class FakeBackend(Backend):
                 precision=self.precision,
                 inference_precision="f32",
             ),
-            delay=float(self.options.get("delay", 0.0)),
+            delay=float(self.options.delay),
         )
 
 

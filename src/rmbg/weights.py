@@ -30,7 +30,6 @@ from typing import Any, cast
 
 from numpy.typing import NDArray
 
-from .backends.base import ModelSource
 from .cache import default_cache_dir, sha256_file
 from .errors import (
     ChecksumMismatchError,
@@ -39,9 +38,17 @@ from .errors import (
     ModelNotFoundError,
     UnsupportedOptionError,
 )
+from .source import ModelSource
 from .specs import RMBG_1_4, ModelSpec
 
-__all__ = ["default_cache_dir", "download", "file_sha256", "read_state_dict", "resolve_model"]
+__all__ = [
+    "default_cache_dir",
+    "default_model",
+    "download",
+    "file_sha256",
+    "read_state_dict",
+    "resolve_model",
+]
 
 logger = logging.getLogger("rmbg")
 
@@ -74,6 +81,11 @@ _digests_lock = threading.Lock()
 _SIDECAR = "digests.json"
 _SIDECAR_MIN_BYTES = 16 << 20  # smaller files hash faster than the sidecar round trip
 _SIDECAR_ENTRIES = 256
+
+
+def default_model(spec: ModelSpec = RMBG_1_4) -> str:
+    """The model used when none is named: ``$RMBG_MODEL`` if set, else the spec's Hub repo."""
+    return os.environ.get("RMBG_MODEL") or spec.repo_id
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:

@@ -17,51 +17,24 @@ from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
+from typing_extensions import Self
 
-from ..specs import RMBG_1_4, ModelSpec
+from ..errors import UnsupportedOptionError
+from ..source import ModelSource, SourceKind
 
-__all__ = ["PRECISIONS", "Backend", "Engine", "EngineInfo", "ModelSource", "Precision"]
+__all__ = [
+    "PRECISIONS",
+    "Backend",
+    "BackendOptions",
+    "Engine",
+    "EngineInfo",
+    "ModelSource",
+    "Precision",
+    "SourceKind",
+]
 
 Precision = Literal["auto", "f32", "bf16", "f16", "int8"]
 PRECISIONS: tuple[str, ...] = ("auto", "f32", "bf16", "f16", "int8")
-
-SourceKind = Literal["checkpoint", "onnx", "ir", "module"]
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelSource:
-    """Where a model comes from, resolved once by :func:`rmbg.weights.resolve_model`.
-
-    Attributes:
-        kind: ``"checkpoint"`` (a folder with config.json + model.safetensors, the Hub layout),
-            ``"onnx"`` (an .onnx export), ``"ir"`` (an OpenVINO .xml/.bin pair) or ``"module"``
-            (a torch module object handed in by the caller).
-        path: The checkpoint folder or the .onnx/.xml file (``None`` for a module).
-        weights_path: The file that holds the weights (model.safetensors, the .onnx, the .bin).
-        weights_digest: sha256 of the weights (for a module: of its state dict), for cache keys.
-        spec: The model facts (input size, normalisation...).
-        repo_id: The Hub repository when it came from the Hub, else ``None``.
-        revision: The Hub revision (commit hash) when it came from the Hub.
-        module: The caller's torch module (kind ``"module"`` only).
-    """
-
-    kind: SourceKind
-    spec: ModelSpec = RMBG_1_4
-    path: Path | None = None
-    weights_path: Path | None = None
-    weights_digest: str = ""
-    repo_id: str | None = None
-    revision: str | None = None
-    module: Any = dataclasses.field(default=None, compare=False, repr=False)
-
-    @property
-    def files(self) -> tuple[Path, ...]:
-        """The model files in use (checkpoint folder or file, weights file), for reports."""
-        out: list[Path] = []
-        for p in (self.path, self.weights_path):
-            if p is not None and p not in out:
-                out.append(p)
-        return tuple(out)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,6 +74,37 @@ class Engine(Protocol):
         ...
 
 
+@dataclasses.dataclass(frozen=True)
+class BackendOptions:
+    """Base of a backend's typed options (``backend_options=``). Each backend declares a frozen
+    dataclass subclass as its :attr:`Backend.Options`; a mapping is turned into it, an unknown key
+    is an error listing the known ones, and ``__post_init__`` validates the values."""
+
+    @classmethod
+    def parse(cls, values: BackendOptions | Mapping[str, Any] | None, backend: str) -> Self:
+        """``values`` (the options, a mapping of their fields, or ``None``) as this class.
+
+        Raises:
+            UnsupportedOptionError: An unknown key, or a value the options refuse.
+        """
+        if values is None:
+            return cls()
+        if isinstance(values, cls):
+            return values
+        if not isinstance(values, Mapping):
+            raise UnsupportedOptionError(
+                f"backend_options must be a mapping or {cls.__name__}, not {type(values).__name__}."
+            )
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(k for k in values if k not in known)
+        if unknown:
+            raise UnsupportedOptionError(
+                f"Unknown option(s) for the {backend!r} backend: {', '.join(map(str, unknown))}. "
+                f"Known: {', '.join(known) or 'none'}."
+            )
+        return cls(**dict(values))
+
+
 class Backend(abc.ABC):
     """Base class of every backend (built-in or third-party, via the ``rmbg.backends`` entry points).
 
@@ -118,6 +122,13 @@ class Backend(abc.ABC):
     #: Backend options that favour throughput over latency, which callers that process many
     #: images at once (the CLI's folder mode) apply unless the user set them.
     batch_options: ClassVar[Mapping[str, Any]] = {}
+    #: The precisions this backend computes in (checked once, by this base class).
+    precisions: ClassVar[tuple[str, ...]] = ("auto", "f32")
+    #: Whether ``precision="int8"`` can be built for it by :mod:`rmbg.quantize` (an OpenVINO IR
+    #: build step above the backend; the backend then runs the INT8 IR at ``"auto"``).
+    quantizable: ClassVar[bool] = False
+    #: The typed options this backend takes (``backend_options=``).
+    Options: ClassVar[type[BackendOptions]] = BackendOptions
 
     def __init__(
         self,
@@ -125,12 +136,29 @@ class Backend(abc.ABC):
         *,
         precision: str = "auto",
         cache_dir: Path | None = None,
-        options: Mapping[str, Any] | None = None,
+        options: BackendOptions | Mapping[str, Any] | None = None,
     ) -> None:
+        if precision not in self.precisions:
+            hint = (
+                " precision='int8' is built above the backend: use backend='openvino'."
+                if (precision == "int8")
+                else ""
+            )
+            raise UnsupportedOptionError(
+                f"precision={precision!r} is not supported by the {self.name!r} backend; use one "
+                f"of: {', '.join(self.precisions)}.{hint}"
+            )
         self.source = source
         self.precision = precision
         self.cache_dir = cache_dir
-        self.options: Mapping[str, Any] = dict(options or {})
+        self.options = self.Options.parse(options, self.name)
+        self.setup()
+
+    def setup(self) -> None:
+        """Backend-specific preparation, called at the end of ``__init__`` once the precision and
+        options are checked (override this, not ``__init__``). Keep it cheap: convert and compile
+        lazily, in :meth:`load`. Never change process-wide settings here."""
+        return
 
     @abc.abstractmethod
     def available_devices(self) -> tuple[str, ...]:
@@ -143,3 +171,8 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def load(self, device: str) -> Engine:
         """Compile or load the network for a canonical device name."""
+
+    def model_path(self) -> Path | None:
+        """The model file this backend runs, converting it into the cache first if it does that;
+        ``None`` when it runs the network from memory (the default)."""
+        return None

@@ -8,9 +8,8 @@ as it is. Each device is compiled once with a performance hint and, for ``precis
 ``INFERENCE_PRECISION_HINT``; OpenVINO's own compiled-blob cache (``CACHE_DIR``) makes the second
 process's compile fast too.
 
-``precision="int8"`` quantizes the f32 IR with NNCF (:mod:`rmbg.quantize`), checks the result
-against f32 on held-out photos and caches it only if it meets the quality bar; the figures are
-kept in the cache manifest and reported in ``EngineInfo.details["quantization"]``.
+``precision="int8"`` is not this backend's business: :mod:`rmbg.quantize` builds an INT8 IR from
+this backend's f32 one (:meth:`OpenVINOBackend.read_model`) and hands it back as an IR to run.
 """
 
 from __future__ import annotations
@@ -36,9 +35,9 @@ from ..errors import (
     ModelError,
     UnsupportedOptionError,
 )
-from .base import Backend, EngineInfo, ModelSource, SourceKind
+from .base import Backend, BackendOptions, EngineInfo, ModelSource, SourceKind
 
-__all__ = ["OpenVINOBackend", "OpenVINOEngine"]
+__all__ = ["OpenVINOBackend", "OpenVINOEngine", "OpenVINOOptions"]
 
 logger = logging.getLogger("rmbg")
 
@@ -49,6 +48,7 @@ _HINTS: dict[str, tuple[str, str]] = {
     "f16": ("f16", "FP16"),
 }
 _VIRTUAL = ("AUTO", "MULTI", "HETERO", "BATCH")
+_PERFORMANCE_HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
 
 
 class OpenVINOEngine:
@@ -86,6 +86,50 @@ class OpenVINOEngine:
         return np.concatenate(outs, axis=0)
 
 
+@dataclasses.dataclass(frozen=True)
+class OpenVINOOptions(BackendOptions):
+    """The OpenVINO backend's options (``backend_options=``; all optional).
+
+    Attributes:
+        performance_hint: ``"LATENCY"`` (default), ``"THROUGHPUT"`` or
+            ``"CUMULATIVE_THROUGHPUT"`` (case-insensitive).
+        config: OpenVINO properties passed to ``compile_model`` untouched (e.g.
+            ``{"NUM_STREAMS": 2}``).
+        num_requests: Infer requests in the pool (default: the compiled model's optimal number).
+        compile_cache: Use OpenVINO's compiled-blob cache (default True).
+    """
+
+    performance_hint: str = "LATENCY"
+    config: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    num_requests: int | None = None
+    compile_cache: bool = True
+
+    def __post_init__(self) -> None:
+        hint = str(self.performance_hint).upper()
+        if hint not in _PERFORMANCE_HINTS:
+            raise UnsupportedOptionError(
+                f"performance_hint must be one of: {', '.join(_PERFORMANCE_HINTS)}; "
+                f"not {self.performance_hint!r}."
+            )
+        object.__setattr__(self, "performance_hint", hint)
+        if not isinstance(self.config, Mapping):
+            raise UnsupportedOptionError(
+                f"config must be a mapping of OpenVINO properties, not {self.config!r}."
+            )
+        if self.num_requests is not None and (
+            isinstance(self.num_requests, bool)
+            or not isinstance(self.num_requests, int)
+            or self.num_requests < 1
+        ):
+            raise UnsupportedOptionError(
+                f"num_requests must be a whole number >= 1, not {self.num_requests!r}."
+            )
+        if not isinstance(self.compile_cache, bool):
+            raise UnsupportedOptionError(
+                f"compile_cache must be True or False, not {self.compile_cache!r}."
+            )
+
+
 class OpenVINOBackend(Backend):
     """OpenVINO backend (``backend="openvino"``, the default).
 
@@ -94,15 +138,7 @@ class OpenVINOBackend(Backend):
     names are case-insensitive. Precision ``"auto"`` leaves the device's default (bf16 on CPUs that
     have it, f16 on GPUs); ``"f32"`` is exact parity with PyTorch.
 
-    ``options`` (all optional):
-        ``performance_hint``: ``"LATENCY"`` (default) or ``"THROUGHPUT"``.
-        ``config``: a mapping of OpenVINO properties passed to ``compile_model`` untouched.
-        ``num_requests``: infer requests in the pool (default: the compiled model's optimal number).
-        ``compile_cache``: use OpenVINO's compiled-blob cache (default True).
-        ``calibration`` (``precision="int8"``): a folder of photos, or a list of images, to
-        calibrate on instead of the bundled set.
-        ``quantization`` (``precision="int8"``): NNCF settings, see
-        :class:`rmbg.quantize.QuantizationSettings` (e.g. ``{"subset_size": 64}``).
+    ``backend_options``: :class:`OpenVINOOptions`.
     """
 
     name: ClassVar[str] = "openvino"
@@ -112,23 +148,17 @@ class OpenVINOBackend(Backend):
     #: 1.5x slower for a single image, so only for batches.
     batch_options: ClassVar[Mapping[str, Any]] = {"performance_hint": "THROUGHPUT"}
 
-    def __init__(
-        self,
-        source: ModelSource,
-        *,
-        precision: str = "auto",
-        cache_dir: Path | None = None,
-        options: Mapping[str, Any] | None = None,
-    ) -> None:
-        super().__init__(source, precision=precision, cache_dir=cache_dir, options=options)
-        if precision not in ("auto", "int8", *_HINTS):
-            raise UnsupportedOptionError(
-                f"precision={precision!r} is not supported by the OpenVINO backend; "
-                f"use one of: auto, {', '.join(_HINTS)}, int8."
-            )
-        self.cache_root = Path(cache_dir) if cache_dir is not None else cache.default_cache_dir()
+    precisions: ClassVar[tuple[str, ...]] = ("auto", *_HINTS)
+    quantizable: ClassVar[bool] = True
+    Options: ClassVar[type[BackendOptions]] = OpenVINOOptions
+    options: OpenVINOOptions
+
+    def setup(self) -> None:
+        self.cache_root = (
+            self.cache_dir if self.cache_dir is not None else cache.default_cache_dir()
+        )
         self.core = ov.Core()
-        if self.options.get("compile_cache", True):
+        if self.options.compile_cache:
             try:
                 self.core.set_property({"CACHE_DIR": str(self.cache_root / "ov")})
             except RuntimeError as exc:  # pragma: no cover - depends on the plugin set
@@ -136,10 +166,6 @@ class OpenVINOBackend(Backend):
         self._lock = threading.Lock()
         self._model_path: Path | None = None
         self._model: ov.Model | None = None
-        self._quantization: dict[str, Any] | None = None
-        self._calibration: Any = (
-            None  # rmbg.quantize.CalibrationSet, built once (may be a generator)
-        )
 
     # -- devices --------------------------------------------------------------------------------
     def available_devices(self) -> tuple[str, ...]:
@@ -171,8 +197,6 @@ class OpenVINOBackend(Backend):
 
     # -- model ----------------------------------------------------------------------------------
     def _ir_precision(self) -> str:
-        if self.precision == "int8":
-            return "int8"
         return "f16" if self.precision == "f16" else "f32"
 
     def _key_parts(self) -> dict[str, Any]:
@@ -186,111 +210,49 @@ class OpenVINOBackend(Backend):
             "rmbg": __version__,
             "openvino": ov.get_version(),
             "format": 1,
-            **({"quantization": self._quantization_key()} if self.precision == "int8" else {}),
         }
-
-    def _quantization_key(self) -> dict[str, Any]:
-        """What makes one INT8 model differ from another: settings, calibration and held-out data."""
-        from .. import quantize
-
-        settings = quantize.settings_from_options(self.options)
-        return {
-            "settings": settings.as_dict(),
-            "calibration": self._calibration_set().digest,
-            "heldout": quantize.heldout_digest(),
-            "bar": dataclasses.asdict(quantize.DEFAULT_BAR),
-        }
-
-    def _calibration_set(self) -> Any:
-        """The calibration set of ``options["calibration"]``, read once."""
-        from .. import quantize
-
-        if self._calibration is None:
-            settings = quantize.settings_from_options(self.options)
-            self._calibration = quantize.calibration_set(
-                self.options.get("calibration"), settings=settings
-            )
-        return self._calibration
 
     def model_path(self) -> Path | None:
         """The IR file in use (converting into the cache on first call); None for an in-memory IR."""
         self._prepare()
         return self._model_path
 
+    def read_model(self) -> ov.Model:
+        """The network as an ``openvino.Model`` with its one mask output (converted into the
+        cache first if needed): what ``rmbg export`` saves and INT8 quantization starts from."""
+        self._prepare()
+        if self._model is not None:
+            return self._model
+        return self.core.read_model(str(self._model_path))
+
     def _prepare(self) -> None:
         with self._lock:
             if self._model_path is not None or self._model is not None:
                 return
-            if self.source.kind == "ir" and self.precision != "int8":
+            if self.source.kind == "ir":
                 self._model = _prune(self.core.read_model(str(self.source.path)), self.source)
                 return
             parts = self._key_parts()
-            key = cache.cache_key(parts)
-            entry = self.cache_root / "ir" / key
-            with cache.locked(entry.with_name(key + ".lock")):
-                manifest = cache.read_manifest(entry)
-                if manifest is None:
-                    metadata: dict[str, Any] = {"key": parts}
-                    if self.precision == "int8":
-                        logger.info("quantizing %s to INT8 (cache %s)", self.source.kind, entry)
-                    else:
-                        logger.info(
-                            "converting %s to OpenVINO IR (cache %s)", self.source.kind, entry
-                        )
-                    # the build adds the quantization figures to metadata before it is written
-                    manifest = cache.write_entry(
-                        entry, lambda d: self._convert_into(d, metadata), metadata=metadata
-                    )
-                else:
-                    logger.debug("using cached IR %s", entry)
-            quantization = manifest.get("quantization")
-            self._quantization = dict(quantization) if isinstance(quantization, dict) else None
+            entry = self.cache_root / "ir" / cache.cache_key(parts)
+            cache.get_or_build(
+                entry,
+                lambda folder, _metadata: self._convert_into(folder),
+                metadata={"key": parts},
+                what=f"OpenVINO IR of the {self.source.kind}",
+            )
             self._model_path = entry / "model.xml"
 
-    def _convert_into(self, folder: Path, metadata: dict[str, Any] | None = None) -> None:
-        if self.precision == "int8":
-            model = self._quantize(metadata if metadata is not None else {})
-        else:
-            model = self._convert()
+    def _convert_into(self, folder: Path) -> None:
+        model = self._convert()
         model.set_rt_info(__version__, ["rmbg", "version"])
         model.set_rt_info(self.source.weights_digest, ["rmbg", "weights_sha256"])
         ov.save_model(
             model, str(folder / "model.xml"), compress_to_fp16=self._ir_precision() == "f16"
         )
 
-    def _quantize(self, metadata: dict[str, Any]) -> ov.Model:
-        """The f32 IR (converted into the cache first), quantized and checked against f32.
-
-        Raises :class:`rmbg.quantize.QuantizationQualityError` (nothing is cached) when the INT8
-        masks miss the bar on the held-out photos.
-        """
-        from .. import quantize
-
-        f32 = OpenVINOBackend(
-            self.source,
-            precision="f32",
-            cache_dir=self.cache_root,
-            options={"compile_cache": False},
-        )
-        f32._prepare()
-        model = f32._model if f32._model is not None else self.core.read_model(str(f32._model_path))
-        settings = quantize.settings_from_options(self.options)
-        quantized, report = quantize.quantize_checked(
-            self.core,
-            model,
-            calibration=self._calibration_set(),
-            spec=self.source.spec,
-            settings=settings,
-        )
-        metadata["quantization"] = report.as_dict()
-        quantized.set_rt_info("int8", ["rmbg", "precision"])
-        return quantized
-
     def _convert(self) -> ov.Model:
         spec = self.source.spec
         shape = [1, 3, *spec.input_size]
-        if self.source.kind == "ir":  # only for int8: the IR is quantized, not converted
-            return _prune(self.core.read_model(str(self.source.path)), self.source)
         if self.source.kind == "onnx":
             try:
                 model = ov.convert_model(str(self.source.path))
@@ -309,9 +271,9 @@ class OpenVINOBackend(Backend):
                 'Install it with: pip install "rmbg[torch]" (CPU wheels: pip install torch first), '
                 "or pass an .onnx export or an OpenVINO .xml IR as the model."
             ) from exc
-        from ..backends.torch import _load_module
+        from .torch import load_module
 
-        net = _load_module(self.source)
+        net = load_module(self.source)
         example = torch.zeros(*shape)
         with torch.no_grad(), warnings.catch_warnings():
             # OpenVINO's PyTorch frontend traces with TorchScript, which torch now deprecates
@@ -321,9 +283,7 @@ class OpenVINOBackend(Backend):
 
     # -- compile --------------------------------------------------------------------------------
     def _config(self, device: str) -> dict[str, Any]:
-        config: dict[str, Any] = {
-            "PERFORMANCE_HINT": str(self.options.get("performance_hint", "LATENCY")).upper()
-        }
+        config: dict[str, Any] = {"PERFORMANCE_HINT": self.options.performance_hint}
         if self.precision in _HINTS:
             hint, capability = _HINTS[self.precision]
             if not device.startswith(_VIRTUAL):
@@ -335,7 +295,7 @@ class OpenVINOBackend(Backend):
                         "another device."
                     )
             config["INFERENCE_PRECISION_HINT"] = hint
-        config.update(dict(self.options.get("config", {})))
+        config.update(dict(self.options.config))
         return config
 
     def load(self, device: str) -> OpenVINOEngine:
@@ -343,10 +303,7 @@ class OpenVINOBackend(Backend):
         config = self._config(device)
         target: Any = str(self._model_path) if self._model_path is not None else self._model
         compiled = self.core.compile_model(target, device, config)
-        n = int(
-            self.options.get("num_requests")
-            or _prop(compiled, "OPTIMAL_NUMBER_OF_INFER_REQUESTS", 1)
-        )
+        n = int(self.options.num_requests or _prop(compiled, "OPTIMAL_NUMBER_OF_INFER_REQUESTS", 1))
         execution = tuple(_prop(compiled, "EXECUTION_DEVICES", [device]))
         hint = _prop(compiled, "INFERENCE_PRECISION_HINT", None)
         if isinstance(hint, ov.Type):
@@ -357,8 +314,6 @@ class OpenVINOBackend(Backend):
             inference = _device_defaults(self.core, execution) or (
                 f"default of {','.join(execution)}"
             )
-        if self.precision == "int8":
-            inference = f"int8 (other layers: {inference})"
         files = [str(p) for p in self.source.files]
         if self._model_path is not None:
             files.append(str(self._model_path))
@@ -373,7 +328,6 @@ class OpenVINOBackend(Backend):
                 "openvino": ov.get_version(),
                 "config": config,
                 "infer_requests": n,
-                **({"quantization": self._quantization} if self._quantization else {}),
             },
         )
         logger.info(

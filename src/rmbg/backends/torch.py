@@ -8,10 +8,10 @@ way with ``AutoModelForImageSegmentation.from_pretrained(..., trust_remote_code=
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import threading
-from collections.abc import Mapping
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import numpy as np
@@ -19,16 +19,19 @@ import torch
 from numpy.typing import NDArray
 
 from ..errors import DeviceNotFoundError, UnsupportedOptionError
-from .base import Backend, EngineInfo, ModelSource, SourceKind
+from .base import Backend, BackendOptions, EngineInfo, ModelSource, SourceKind
 
-__all__ = ["TorchBackend", "TorchEngine"]
+__all__ = ["TorchBackend", "TorchEngine", "TorchOptions", "load_module"]
 
 logger = logging.getLogger("rmbg")
 
 _DTYPES = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16}
 
 
-def _load_module(source: ModelSource) -> torch.nn.Module:
+def load_module(source: ModelSource) -> torch.nn.Module:
+    """The network of ``source`` (a checkpoint or a caller's module) in eval mode, returning only
+    the mask probabilities (``MaskOutput``): what the torch engines run and what OpenVINO
+    converts a caller's torch module from."""
     from ..model import MaskOutput, build_model
     from ..weights import read_state_dict
 
@@ -46,12 +49,18 @@ class TorchEngine:
     """The network on one torch device. Thread-safe: inference mode mutates no module state."""
 
     def __init__(
-        self, net: torch.nn.Module, device: torch.device, dtype: torch.dtype, info: EngineInfo
+        self,
+        net: torch.nn.Module,
+        device: torch.device,
+        dtype: torch.dtype,
+        info: EngineInfo,
+        num_threads: int | None = None,
     ):
         self._net = net
         self._device = device
         self._dtype = dtype
         self._info = info
+        self._num_threads = num_threads
 
     @property
     def info(self) -> EngineInfo:
@@ -59,7 +68,7 @@ class TorchEngine:
 
     def __call__(self, batch: NDArray[np.float32]) -> NDArray[np.float32]:
         x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self._device)
-        with torch.inference_mode(), self._autocast():
+        with _threads(self._num_threads), torch.inference_mode(), self._autocast():
             y = self._net(x.to(self._dtype) if self._device.type != "cpu" else x)
         out: NDArray[np.float32] = y.float().cpu().numpy()
         return out
@@ -72,36 +81,43 @@ class TorchEngine:
         return contextlib.nullcontext()  # weights already cast to the dtype on accelerators
 
 
+@dataclasses.dataclass(frozen=True)
+class TorchOptions(BackendOptions):
+    """The torch backend's options (``backend_options=``).
+
+    Attributes:
+        num_threads: CPU threads torch uses while this backend's engines run (torch's thread
+            count is process-wide: it is set for each call and restored after it, never by the
+            constructor). ``None`` leaves torch's own setting.
+    """
+
+    num_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        n = self.num_threads
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            raise UnsupportedOptionError(f"num_threads must be a whole number >= 1, not {n!r}.")
+
+
 class TorchBackend(Backend):
     """PyTorch eager reference backend (``backend="torch"``).
 
     Devices: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` (case-insensitive). Precision ``"auto"``
     is f32 on the CPU (exact reference) and f16 on CUDA; ``"bf16"``/``"f16"`` use autocast on the
-    CPU. ``options`` may hold ``{"num_threads": int}``.
+    CPU. ``backend_options``: :class:`TorchOptions`.
     """
 
     name: ClassVar[str] = "torch"
     accepts: ClassVar[tuple[SourceKind, ...]] = ("checkpoint", "module")
     default_device: ClassVar[str] = "cpu"
 
-    def __init__(
-        self,
-        source: ModelSource,
-        *,
-        precision: str = "auto",
-        cache_dir: Path | None = None,
-        options: Mapping[str, Any] | None = None,
-    ) -> None:
-        super().__init__(source, precision=precision, cache_dir=cache_dir, options=options)
-        if precision == "int8":
-            raise UnsupportedOptionError(
-                "precision='int8' is an OpenVINO (NNCF) feature; use backend='openvino'."
-            )
+    precisions: ClassVar[tuple[str, ...]] = ("auto", *_DTYPES)
+    Options: ClassVar[type[BackendOptions]] = TorchOptions
+    options: TorchOptions
+
+    def setup(self) -> None:
         self._lock = threading.Lock()
         self._cpu_net: torch.nn.Module | None = None
-        threads = self.options.get("num_threads")
-        if threads is not None:
-            torch.set_num_threads(int(threads))
 
     def available_devices(self) -> tuple[str, ...]:
         devices = ["cpu"]
@@ -126,7 +142,7 @@ class TorchBackend(Backend):
     def _net(self) -> torch.nn.Module:
         with self._lock:
             if self._cpu_net is None:
-                self._cpu_net = _load_module(self.source)
+                self._cpu_net = load_module(self.source)
             return self._cpu_net
 
     def _dtype(self, device: torch.device) -> torch.dtype:
@@ -154,7 +170,24 @@ class TorchBackend(Backend):
                 torch.float16: "f16",
             }[dtype],
             model_files=files,
-            details={"torch": torch.__version__, "num_threads": torch.get_num_threads()},
+            details={
+                "torch": torch.__version__,
+                "num_threads": self.options.num_threads or torch.get_num_threads(),
+            },
         )
         logger.info("torch engine on %s (%s)", device, info.inference_precision)
-        return TorchEngine(net, dev, dtype, info)
+        return TorchEngine(net, dev, dtype, info, self.options.num_threads)
+
+
+@contextlib.contextmanager
+def _threads(n: int | None) -> Iterator[None]:
+    """torch's (process-wide) thread count set to ``n`` for one call, then restored."""
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
