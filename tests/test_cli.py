@@ -221,7 +221,10 @@ def test_several_files_use_the_backends_batch_options_unless_told_otherwise(
     many = ["mask", str(tree / "sub"), "-r", "--out-dir", "o", "-vv"]
     cases = [
         (many, "'performance_hint': 'THROUGHPUT'"),
-        (["mask", str(tree / "sub" / "b.png"), "-o", "one.png", "-vv"], "'performance_hint': 'LATENCY'"),
+        (
+            ["mask", str(tree / "sub" / "b.png"), "-o", "one.png", "-vv"],
+            "'performance_hint': 'LATENCY'",
+        ),
         (
             [*many, "--overwrite", "--backend-option", "performance_hint=LATENCY"],
             "'performance_hint': 'LATENCY'",
