@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import huggingface_hub
+import huggingface_hub.constants
 import numpy as np
 import pytest
 from huggingface_hub import errors as hf_errors
@@ -433,7 +435,7 @@ def test_offline_without_a_cached_copy_says_what_to_do(offline, hub_cache):
         resolve_model("briaai/RMBG-1.4", cache_dir=hub_cache)
     message = str(info.value)
     assert "rmbg download" in message
-    assert "huggingface-cli download briaai/RMBG-1.4" in message
+    assert "hf download briaai/RMBG-1.4" in message
     assert "local checkpoint folder" in message
     assert isinstance(info.value.__cause__, hf_errors.LocalEntryNotFoundError)
     with pytest.raises(ModelNotFoundError, match="meant as a local path"):
@@ -473,6 +475,7 @@ def test_only_safetensors_and_config_are_requested(monkeypatch, tmp_path, weight
     (snapshot / "pytorch_model.bin").write_bytes(b"pickle")  # present upstream: never fetched
     hub = FakeHub(snapshot)
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", hub)
+    monkeypatch.setattr(weights, "hub_reachable", lambda: True)  # a fake online Hub
     source = resolve_model("someone/rmbg", revision="v1", token="hf_x", cache_dir=tmp_path)
     assert source.weights_path == snapshot / "model.safetensors"
     requested = [filename for _, filename, _ in hub.calls]
@@ -511,6 +514,7 @@ def _gated() -> BaseException:
 )
 def test_refusals_are_gated_model_errors_with_instructions(monkeypatch, error) -> None:
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", FakeHub(error=error))
+    monkeypatch.setattr(weights, "hub_reachable", lambda: True)  # a fake online Hub
     with pytest.raises(GatedModelError) as info:
         resolve_model("briaai/RMBG-1.4")
     message = str(info.value)
@@ -523,6 +527,7 @@ def test_refusals_are_gated_model_errors_with_instructions(monkeypatch, error) -
 
 def test_gated_download_is_a_gated_model_error(monkeypatch) -> None:
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", FakeHub(error=_gated()))
+    monkeypatch.setattr(weights, "hub_reachable", lambda: True)  # a fake online Hub
     with pytest.raises(GatedModelError, match="HF_TOKEN"):
         download()
 
@@ -532,6 +537,7 @@ def test_unknown_repo_is_model_not_found(monkeypatch) -> None:
         "404 Repository Not Found", response=fake_response(404)
     )
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", FakeHub(error=error))
+    monkeypatch.setattr(weights, "hub_reachable", lambda: True)  # a fake online Hub
     with pytest.raises(ModelNotFoundError, match="No repository 'nobody/nothing'"):
         resolve_model("nobody/nothing")
 
@@ -539,10 +545,12 @@ def test_unknown_repo_is_model_not_found(monkeypatch) -> None:
 def test_unknown_revision_and_server_errors(monkeypatch) -> None:
     error = hf_errors.RevisionNotFoundError("404 Revision Not Found", response=fake_response(404))
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", FakeHub(error=error))
+    monkeypatch.setattr(weights, "hub_reachable", lambda: True)  # a fake online Hub
     with pytest.raises(ModelNotFoundError, match="no revision 'v9'"):
         resolve_model("someone/rmbg", revision="v9")
     error = hf_errors.HfHubHTTPError("500 Server Error", response=fake_response(500))
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", FakeHub(error=error))
+    monkeypatch.setattr(weights, "hub_reachable", lambda: True)  # a fake online Hub
     with pytest.raises(ModelNotFoundError, match="status 500"):
         resolve_model("someone/rmbg")
 
@@ -551,6 +559,57 @@ def test_repo_without_safetensors_is_model_not_found(monkeypatch, tmp_path) -> N
     snapshot = make_hub_cache(tmp_path, "someone/pickles", {"pytorch_model.bin": b"pickle"})
     hub = FakeHub(snapshot)
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", hub)
+    monkeypatch.setattr(weights, "hub_reachable", lambda: True)  # a fake online Hub
     with pytest.raises(ModelNotFoundError, match="never loads pickle"):
         resolve_model("someone/pickles")
     assert [f for _, f, _ in hub.calls] == ["model.safetensors"]
+
+
+@pytest.fixture
+def unreachable_hub(monkeypatch):
+    """HF_ENDPOINT on a closed local port: what a machine without network looks like, at once."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again when the block ends: connections are refused
+    for var in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+
+
+def test_unreachable_hub_is_detected_and_never_retried(unreachable_hub, hub_cache, monkeypatch):
+    """Without network, rmbg asks the cache only (huggingface_hub would retry for ~25 s)."""
+    import huggingface_hub as hub
+
+    assert not weights.hub_reachable()
+    calls: list[dict] = []
+    real = hub.hf_hub_download
+
+    def recording(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(hub, "hf_hub_download", recording)
+    with pytest.raises(ModelNotFoundError, match="Hub is unreachable"):
+        resolve_model("briaai/RMBG-1.4", cache_dir=hub_cache)
+    assert calls and all(c.get("local_files_only") for c in calls)
+
+
+def test_unreachable_hub_still_uses_the_cached_copy(unreachable_hub, hub_cache, weights_bytes):
+    snapshot = make_hub_cache(
+        hub_cache, "someone/rmbg-finetune", {"model.safetensors": weights_bytes}
+    )
+    source = resolve_model("someone/rmbg-finetune", cache_dir=hub_cache)
+    assert source.path == snapshot
+
+
+def test_a_listening_hub_counts_as_reachable(monkeypatch):
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", f"http://127.0.0.1:{port}")
+        monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+        for var in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+            monkeypatch.delenv(var, raising=False)
+        assert weights.hub_reachable()

@@ -79,7 +79,7 @@ _GATING = """\
 The repository is gated. To download it:
   1. accept the licence at https://huggingface.co/{repo} with your Hugging Face account;
   2. create a read token at https://huggingface.co/settings/tokens and export HF_TOKEN=<token>
-     (or run `huggingface-cli login`);
+     (or run `hf auth login`);
   3. run `rmbg download` again."""
 
 

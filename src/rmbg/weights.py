@@ -23,8 +23,10 @@ import json
 import logging
 import os
 import re
+import socket
 import sys
 import threading
+import urllib.parse
 from pathlib import Path
 from typing import Any, cast
 
@@ -46,6 +48,7 @@ __all__ = [
     "default_model",
     "download",
     "file_sha256",
+    "hub_reachable",
     "read_state_dict",
     "resolve_model",
 ]
@@ -64,7 +67,7 @@ _ACCEPTED = (
     "or a torch module"
 )
 _OFFLINE_ADVICE = (
-    "While online, run `rmbg download --model {repo}` or `huggingface-cli download {repo}` (the "
+    "While online, run `rmbg download --model {repo}` or `hf download {repo}` (the "
     "copy lands in the Hugging Face cache, HF_HOME), or pass a local checkpoint folder "
     "(config.json + model.safetensors) as the model (or via RMBG_MODEL)."
 )
@@ -72,7 +75,7 @@ _GATED_ADVICE = (
     "Accept the licence at https://huggingface.co/{repo} while logged in (RMBG-1.4 is gated under "
     "BRIA's non-commercial licence 'bria-rmbg-1.4'; commercial use needs an agreement with "
     "BRIA), then set HF_TOKEN to a token of that account (or pass token=, or run "
-    "`huggingface-cli login`)."
+    "`hf auth login`)."
 )
 
 # sha256 memo: (resolved path, size, mtime_ns) -> hex digest, for this process
@@ -377,6 +380,35 @@ def _folder_without_weights(path: Path) -> str:
     )
 
 
+#: Seconds to wait for a TCP connection to the Hub before calling it unreachable.
+HUB_PROBE_TIMEOUT_S = 3.0
+
+
+def hub_reachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
+    """Whether a TCP connection to the Hub's endpoint (``HF_ENDPOINT``) opens within ``timeout``.
+
+    ``False`` at once under ``HF_HUB_OFFLINE``; ``True`` without trying when a proxy is configured
+    (the proxy decides). Without this check huggingface_hub spends about 25 s retrying, with
+    warnings, before it falls back to the cache on a machine without network.
+    """
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True
+    url = urllib.parse.urlsplit(constants.ENDPOINT)
+    if not url.hostname:
+        return True
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname, port), timeout=timeout).close()
+    except OSError as exc:
+        logger.debug("Hub probe %s:%s failed: %s", url.hostname, port, exc)
+        return False
+    return True
+
+
 def _status(exc: BaseException) -> int | None:
     status = getattr(getattr(exc, "response", None), "status_code", None)
     return status if isinstance(status, int) else None
@@ -463,6 +495,11 @@ def _hub(
         "token": token,
         "cache_dir": os.fspath(cache_dir) if cache_dir is not None else None,
     }
+    if not hub_reachable():
+        logger.warning(
+            "The Hugging Face Hub is unreachable: looking for %s in the local cache only.", repo_id
+        )
+        kwargs["local_files_only"] = True
     weights = _download(repo_id, WEIGHTS_NAME, official=official, **kwargs)
     try:
         _download(repo_id, CONFIG_NAME, official=official, **kwargs)
@@ -477,7 +514,7 @@ def _hub(
             f"{weights} has sha256 {digest}, not the published {spec.weights.sha256} of "
             f"{spec.repo_id}/{spec.weights.filename}. The download is corrupt, incomplete or was "
             f"altered: delete {weights}{also} then download it again (`rmbg download` or "
-            f"`huggingface-cli download {repo_id} {WEIGHTS_NAME} --force-download`)."
+            f"`hf download {repo_id} {WEIGHTS_NAME} --force-download`)."
         )
     logger.debug("using %s from the Hugging Face cache (%s)", repo_id, weights.parent)
     return ModelSource(
