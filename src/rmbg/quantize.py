@@ -22,13 +22,15 @@ NNCF (``pip install "rmbg[int8]"``) is imported only here, only when a model is 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
+import io
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -341,15 +343,36 @@ def quantize(
         calibration.description,
         settings.preset,
     )
-    return nncf.quantize(
-        model,
-        dataset,
-        preset=preset,
-        target_device=nncf.TargetDevice.ANY,
-        subset_size=size,
-        fast_bias_correction=settings.fast_bias_correction,
-        ignored_scope=ignored,
-    )
+    with _quiet(nncf) if not logger.isEnabledFor(logging.INFO) else contextlib.nullcontext():
+        return nncf.quantize(
+            model,
+            dataset,
+            preset=preset,
+            target_device=nncf.TargetDevice.ANY,
+            subset_size=size,
+            fast_bias_correction=settings.fast_bias_correction,
+            ignored_scope=ignored,
+        )
+
+
+@contextlib.contextmanager
+def _quiet(nncf: Any) -> Iterator[None]:
+    """NNCF's INFO lines and progress bars (rich, to stdout/stderr) held back, unless rmbg's own
+    logger is at INFO or more verbose (``rmbg -v``). Its warnings still show, once it is done."""
+    nncf_logger = logging.getLogger("nncf")
+    level = nncf_logger.level
+    nncf_logger.setLevel(logging.WARNING)
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            yield
+    finally:
+        nncf_logger.setLevel(level)
+        held = "\n".join(
+            line for line in (out.getvalue() + err.getvalue()).splitlines() if "WARNING" in line
+        )
+        if held:
+            logger.warning("NNCF: %s", held)
 
 
 # -- evaluation -------------------------------------------------------------------------------------
