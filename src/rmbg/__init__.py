@@ -58,18 +58,33 @@ __all__ = [
     "UnsupportedOptionError",
     "__version__",
     "available_backends",
+    "default_remover",
     "get_backend",
     "register_backend",
+    "remove",
+    "remove_mask",
+    "set_default_remover",
 ]
 
 if TYPE_CHECKING:
+    from .default import default_remover, remove, remove_mask, set_default_remover
     from .remover import BackgroundRemover
 
 
-def __getattr__(name: str) -> Any:
-    # BackgroundRemover pulls in numpy and the image stack; load it on first use (PEP 562).
-    if name == "BackgroundRemover":
-        from .remover import BackgroundRemover
+_LAZY = {
+    "BackgroundRemover": "remover",
+    "remove": "default",
+    "remove_mask": "default",
+    "default_remover": "default",
+    "set_default_remover": "default",
+}
 
-        return BackgroundRemover
-    raise AttributeError(f"module 'rmbg' has no attribute {name!r}")
+
+def __getattr__(name: str) -> Any:
+    # these pull in numpy and the image stack: load them on first use (PEP 562)
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rmbg' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f".{module}", __name__), name)
