@@ -22,31 +22,78 @@ TORCH = os.environ.get("RMBG_TORCH_REQUIREMENT", "torch==2.13.0")
 STANDIN_TOOL = ROOT.parent / "shared" / "tools" / "standin-checkpoint"
 
 
-def standin_checkpoint(session: nox.Session) -> str:
-    """The offline stand-in checkpoint for the real-weight tests: built once, cached."""
+ROUTES = """\
+The real-weight tests need an RMBG-1.4 checkpoint. Any one of these works:
+  1. a checkpoint folder of yours (config.json + model.safetensors, the Hub layout):
+       RMBG_TEST_CHECKPOINT=/path/to/checkpoint nox -s tests
+  2. the official weights from the Hugging Face Hub (accept the licence at
+     https://huggingface.co/briaai/RMBG-1.4, then set HF_TOKEN or run `hf auth login`):
+       HF_TOKEN=hf_... nox -s tests
+  3. the project's offline stand-in builder, where it exists (the team's machines and CI):
+       ../shared/tools/standin-checkpoint (needs npm)"""
+
+
+def _hf_token() -> str | None:
+    token = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
+    if token:
+        return token
+    home = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface"))
+    stored = home / "token"
+    return stored.read_text().strip() if stored.is_file() else None
+
+
+def checkpoint_route(session: nox.Session) -> tuple[str, str]:
+    """Which checkpoint the real-weight tests will use, decided before anything is installed:
+    ``("folder", path)``, ``("standin", path)`` or ``("hub", repo)``. Fails at once, naming the
+    three routes, when none is available."""
     existing = os.environ.get("RMBG_TEST_CHECKPOINT")
     if existing:
-        return existing
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rmbg-ci" / "standin"
-    if not (cache / "model.safetensors").exists():
-        if not STANDIN_TOOL.exists():
-            session.error(
-                f"No stand-in checkpoint at {cache} and no builder at {STANDIN_TOOL}. Set "
-                "RMBG_TEST_CHECKPOINT to a checkpoint folder (config.json + model.safetensors)."
+        folder = Path(existing).expanduser()
+        if not (folder / "model.safetensors").is_file():
+            session.error(f"RMBG_TEST_CHECKPOINT={existing} has no model.safetensors.\n{ROUTES}")
+        return "folder", str(folder)
+    if STANDIN_TOOL.exists():
+        cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        return "standin", str(cache / "rmbg-ci" / "standin")
+    if _hf_token():
+        return "hub", "briaai/RMBG-1.4"
+    session.error(f"No checkpoint for the real-weight tests.\n{ROUTES}")
+    raise AssertionError  # session.error raises
+
+
+def standin_checkpoint(session: nox.Session, route: tuple[str, str]) -> str:
+    """The checkpoint folder of ``route``, built or downloaded with the session's Python."""
+    kind, where = route
+    if kind == "standin":
+        # every time: the tool returns at once when the folder is current, and rebuilds an old one
+        Path(where).parent.mkdir(parents=True, exist_ok=True)
+        session.run("python", str(STANDIN_TOOL), where)
+    elif kind == "hub":
+        where = (
+            session.run(
+                "python",
+                "-c",
+                "import rmbg.weights as w; print(w.download())",
+                silent=True,
             )
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        session.run("python", str(STANDIN_TOOL), str(cache))
-    return str(cache)
+            .strip()
+            .splitlines()[-1]
+        )
+    return where
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
     """The full suite, slow and real-weight tests included."""
+    route = checkpoint_route(session)  # before installing anything: fail in the first second
     session.install(TORCH)
     session.install("-e", ".[test]")
-    checkpoint = standin_checkpoint(session)
+    checkpoint = standin_checkpoint(session, route)
     session.run(
-        "python", "-m", "pytest", *(session.posargs or ["-q"]),
+        "python",
+        "-m",
+        "pytest",
+        *(session.posargs or ["-q"]),
         env={"RMBG_TEST_CHECKPOINT": checkpoint},
     )
 
@@ -73,7 +120,10 @@ def build(session: nox.Session) -> None:
     session.run("python", "-m", "build", "--outdir", "dist")
     wheels = sorted((ROOT / "dist").glob("rmbg-*.whl"))
     listing = subprocess.run(
-        [sys.executable, "-m", "zipfile", "-l", str(wheels[-1])], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "zipfile", "-l", str(wheels[-1])],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     for bad in (".safetensors", ".onnx", ".bin", ".pth"):
         if bad in listing:
@@ -85,9 +135,10 @@ def bench(session: nox.Session) -> None:
     """The benchmark suite on the stand-in checkpoint: prints ratios, writes
     ``benchmarks/results/*.json`` and ``docs/performance.png``. Arguments after ``--`` go to
     ``benchmarks/bench.py`` (e.g. ``nox -s bench -- --quick``)."""
+    route = checkpoint_route(session)
     session.install(TORCH)
     session.install("-e", ".[bench]")
-    checkpoint = standin_checkpoint(session)
+    checkpoint = standin_checkpoint(session, route)
     session.run(
         "python", "benchmarks/bench.py", *session.posargs, env={"RMBG_TEST_CHECKPOINT": checkpoint}
     )
