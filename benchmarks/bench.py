@@ -298,10 +298,10 @@ def folder(
     import functools
 
     from rmbg import BackgroundRemover
-    from rmbg.cli import _encode
+    from rmbg.io import encode_image
     from rmbg.preprocess import preprocess
 
-    encode = functools.partial(_encode, fmt="png", quality=None, compress_level=1)
+    encode = functools.partial(encode_image, format="png", compress_level=1)
     out: dict[str, Any] = {}
     throughput_removers = {
         name: BackgroundRemover(

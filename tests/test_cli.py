@@ -1,9 +1,11 @@
-"""The ``rmbg`` command line, driven as users drive it: the real console script in a subprocess.
+"""The ``rmbg`` command line, driven as users drive it: the real command line in a subprocess.
 
 Most tests use the dependency-free fake backend with an empty ``model.onnx`` as ``--model`` (the
 fake backend accepts any model file and runs no network), so they exercise the real CLI, the real
-input handling, compositing and encoding in well under a second each. One slow test runs the
-real-weight stand-in on OpenVINO (cutout, verify, export).
+input handling, compositing and encoding in well under a second each. The CLI hides
+``--backend fake`` from users: the subprocesses run ``tests/fake_cli.py``, the real ``main()``
+with the test backend offered. One slow test runs the real-weight stand-in on OpenVINO (cutout,
+verify, export).
 """
 
 from __future__ import annotations
@@ -24,10 +26,12 @@ from PIL import Image
 
 import rmbg
 from rmbg import cli
+from rmbg.cli import flags, runtime
 
 from .helpers import PHOTO_DIR
 
 SRC = Path(rmbg.__file__).resolve().parents[1]
+FAKE_CLI = Path(__file__).with_name("fake_cli.py")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -61,9 +65,10 @@ def run(
     stdin: bytes | None = None,
     timeout: float = 120,
 ) -> subprocess.CompletedProcess[bytes]:
-    """``python -m rmbg ARGS`` (stdout/stderr captured as bytes; stdin empty unless given)."""
+    """``rmbg ARGS`` with the fake backend offered (stdout/stderr captured as bytes; stdin empty
+    unless given)."""
     return subprocess.run(
-        [sys.executable, "-m", "rmbg", *args],
+        [sys.executable, str(FAKE_CLI), *args],
         input=stdin if stdin is not None else b"",
         capture_output=True,
         env=env,
@@ -365,10 +370,17 @@ def test_lossless_webp_is_exact(tmp_path, env, fake):
         (["cutout", "{src}", "-o", "o.gif"], "cannot tell the format"),
         (["cutout", "{src}", "-o", "o.webp", "--format", "png"], "contradicts"),
         (["cutout", "{src}", "--quality", "80"], "--quality applies to webp and jpg"),
-        (["cutout", "{src}", "--margin", "3"], "need --trim"),
+        # option values: the library's one message (rmbg.options), exit 2 before the model loads
+        (["cutout", "{src}", "--margin", "3"], "margin= and trim_threshold= need trim=True"),
+        (["cutout", "{src}", "--trim", "--trim-threshold", "0"], "trim_threshold must be"),
+        (["cutout", "{src}", "--trim", "--margin", "-1"], "margin must be a whole number"),
+        (["mask", "{src}", "--feather", "-1"], "feather must be a number >= 0"),
+        (["mask", "{src}", "--feather", "nan"], "feather must be a number >= 0"),
         (["cutout", "{src}", "--overwrite", "--skip-existing"], "exclude each other"),
         (["cutout", "{src}", "-o", "x.png", "--out-dir", "d"], "exclude each other"),
-        (["mask", "{src}", "--threshold", "2"], "between 0 and 1"),
+        (["mask", "{src}", "--threshold", "2"], "threshold must be a number in [0, 1]"),
+        (["mask", "{src}", "--threshold", "half"], "invalid float value: 'half'"),
+        (["cutout", "{src}", "--background", "no-such.png"], "'no-such.png' is not a colour"),
         (["mask", "{src}", "--backend", "tensorrt"], "invalid choice"),
         (["mask", "{src}", "--device", "GPU.7"], "not available"),
         (["mask", "{src}", "--backend-option", "novalue"], "KEY=VALUE"),
@@ -382,10 +394,11 @@ def test_usage_errors_exit_2(args, message, tmp_path, env, fake):
     src = make_image(tmp_path / "p.png")
     argv = [a.replace("{src}", str(src)) for a in args]
     if argv and argv[0] in ("cutout", "mask"):
-        argv += fake
+        argv += [*fake, "-vv"]
     proc = run(*argv, env=env, cwd=tmp_path, stdin=b"x")
     assert proc.returncode == 2, (proc.returncode, err(proc))
     assert message in err(proc)
+    assert "engine loaded" not in err(proc)  # refused before the model loads
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "p.png"]  # nothing written
 
 
@@ -401,12 +414,12 @@ def test_missing_model_exits_1_with_what_to_do(tmp_path, env):
 
 def test_backend_options_parse_json_values_and_nest():
     pairs = [
-        cli._backend_option("performance_hint=THROUGHPUT"),
-        cli._backend_option("config.NUM_STREAMS=2"),
-        cli._backend_option("config.ENABLE_CPU_PINNING=false"),
-        cli._backend_option("delay=0.5"),
+        flags.parse_backend_option("performance_hint=THROUGHPUT"),
+        flags.parse_backend_option("config.NUM_STREAMS=2"),
+        flags.parse_backend_option("config.ENABLE_CPU_PINNING=false"),
+        flags.parse_backend_option("delay=0.5"),
     ]
-    assert cli._backend_options(pairs) == {
+    assert flags.nest_backend_options(pairs) == {
         "performance_hint": "THROUGHPUT",
         "config": {"NUM_STREAMS": 2, "ENABLE_CPU_PINNING": False},
         "delay": 0.5,
@@ -425,8 +438,7 @@ def test_signal_mid_batch_leaves_no_partial_file(sig, code, tmp_path, env, fake)
     proc = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "rmbg",
+            str(FAKE_CLI),
             "cutout",
             "in",
             "--out-dir",
@@ -473,17 +485,17 @@ def test_write_atomic_interrupted_mid_write_leaves_nothing(tmp_path, monkeypatch
 
     monkeypatch.setattr(os, "fsync", boom)
     with pytest.raises(KeyboardInterrupt):
-        cli.write_atomic(dest, b"x" * 100_000)
+        runtime.write_atomic(dest, b"x" * 100_000)
     assert list((tmp_path / "o").iterdir()) == []
 
 
 def test_write_atomic_never_clobbers_without_overwrite(tmp_path):
     dest = tmp_path / "x.png"
-    cli.write_atomic(dest, b"first")
+    runtime.write_atomic(dest, b"first")
     with pytest.raises(FileExistsError):
-        cli.write_atomic(dest, b"second")
+        runtime.write_atomic(dest, b"second")
     assert dest.read_bytes() == b"first"
-    cli.write_atomic(dest, b"third", overwrite=True)
+    runtime.write_atomic(dest, b"third", overwrite=True)
     assert dest.read_bytes() == b"third"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.png"]
     assert oct(dest.stat().st_mode & 0o777) != oct(0o600)  # not mkstemp's private mode
@@ -580,25 +592,33 @@ def test_verify_and_export_usage_errors(tmp_path, fake, capsys):
     assert (tmp_path / "ir" / "rmbg-1.4.xml").read_text() == "<old/>"
 
 
-def test_console_script(tmp_path, env, fake):
+def test_console_script_and_python_m_run_the_cli_without_the_test_backend(tmp_path, env, fake):
+    """The installed script and ``python -m rmbg`` run the CLI, and neither offers ``--backend
+    fake`` (the test backend writes masks that mean nothing): issue 11, item 6."""
     script = shutil.which("rmbg", path=str(Path(sys.executable).parent))
     if script is None:
         pytest.skip("the rmbg console script is not installed in this environment")
     src = make_image(tmp_path / "p.png")
-    proc = subprocess.run(
-        [script, "mask", str(src), *fake],
-        capture_output=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, err(proc)
-    assert (tmp_path / "p.mask.png").is_file()
-    proc = subprocess.run(
-        [script, "--version"], capture_output=True, env=env, timeout=60, check=False
-    )
-    assert proc.returncode == 0 and rmbg.__version__ in proc.stdout.decode()
+    for launcher in ([script], [sys.executable, "-m", "rmbg"]):
+        proc = subprocess.run(
+            [*launcher, "mask", str(src), *fake],
+            capture_output=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=120,
+            check=False,
+        )
+        assert proc.returncode == 2, err(proc)
+        assert "invalid choice: 'fake' (choose from 'openvino', 'torch')" in err(proc)
+        assert not (tmp_path / "p.mask.png").exists()
+        proc = subprocess.run(
+            [*launcher, "--version"], capture_output=True, env=env, timeout=60, check=False
+        )
+        assert proc.returncode == 0 and rmbg.__version__ in proc.stdout.decode()
+        help_text = subprocess.run(
+            [*launcher, "cutout", "--help"], capture_output=True, env=env, timeout=60, check=False
+        ).stdout.decode()
+        assert "--backend {openvino,torch}" in help_text and "fake" not in help_text
 
 
 # ---------------------------------------------------------------------------------------------

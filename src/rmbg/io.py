@@ -57,13 +57,16 @@ from .errors import (
 )
 
 __all__ = [
+    "DEFAULT_JPEG_QUALITY",
     "DEFAULT_MAX_PIXELS",
+    "ENCODINGS",
     "PNG_COMPRESS_LEVEL",
     "ImageInput",
     "InputKind",
     "LoadedImage",
     "OutputKind",
     "check_output",
+    "encode_image",
     "load_image",
     "to_output",
 ]
@@ -79,6 +82,12 @@ DEFAULT_MAX_PIXELS: int = 89_478_485
 #: rmbg's own encoder (:mod:`rmbg._png`: Up filter, deflate on a few threads, ISA-L when
 #: ``rmbg[fast]`` is installed). Level 1 is the fast end; PNG is lossless at every level.
 PNG_COMPRESS_LEVEL: int = 1
+
+#: JPEG quality :func:`encode_image` uses unless told otherwise.
+DEFAULT_JPEG_QUALITY: int = 95
+
+#: File formats :func:`encode_image` writes (``"jpg"`` is accepted for ``"jpeg"`` too).
+ENCODINGS: tuple[str, ...] = ("png", "webp", "jpeg")
 
 #: Everything :func:`load_image` accepts.
 ImageInput: TypeAlias = (
@@ -577,10 +586,83 @@ def to_output(
     if not (array.ndim == 3 and icc is not None and icc[16:20] == b"RGB "):
         icc = None
     if output == "png":
-        from ._png import encode_png
-
-        return encode_png(array, level=PNG_COMPRESS_LEVEL, icc_profile=icc)
+        return encode_image(array, "png", icc_profile=icc)
     pil = Image.fromarray(np.ascontiguousarray(array))
     if icc is not None:
         pil.info["icc_profile"] = icc
     return pil
+
+
+def encode_image(
+    image: Image.Image | NDArray[np.uint8],
+    format: str = "png",
+    *,
+    quality: int | None = None,
+    compress_level: int = PNG_COMPRESS_LEVEL,
+    icc_profile: bytes | None = None,
+) -> bytes:
+    """Encode a result (a mask or a cutout) as an image file's bytes: rmbg's one encoder, used by
+    ``output="png"`` and by the command line.
+
+    Args:
+        image: A PIL image (its ``info["icc_profile"]`` is kept) or an ``HxW``, ``HxWx3`` or
+            ``HxWx4`` uint8 array.
+        format: ``"png"`` (lossless, rmbg's fast encoder :mod:`rmbg._png`), ``"webp"`` (lossless
+            unless ``quality`` is given) or ``"jpeg"``/``"jpg"`` (opaque images only).
+        quality: 1-100: lossy WebP at this quality; JPEG quality (default
+            :data:`DEFAULT_JPEG_QUALITY`). PNG is lossless and takes none.
+        compress_level: PNG deflate level 0-9 (default :data:`PNG_COMPRESS_LEVEL`).
+        icc_profile: An ICC profile to embed (default: the PIL image's own, if any).
+
+    Returns:
+        The file's bytes.
+
+    Raises:
+        UnsupportedOptionError: An unknown format, a quality or level out of range, a quality
+            for PNG, or an image with transparency as JPEG.
+    """
+    fmt = "jpeg" if format == "jpg" else format
+    if fmt not in ENCODINGS:
+        raise UnsupportedOptionError(
+            f"format must be one of {', '.join(ENCODINGS)} (or jpg), not {format!r}."
+        )
+    if quality is not None and not (
+        isinstance(quality, int) and not isinstance(quality, bool) and 1 <= quality <= 100
+    ):
+        raise UnsupportedOptionError(f"quality must be a whole number in 1..100, not {quality!r}.")
+    if quality is not None and fmt == "png":
+        raise UnsupportedOptionError("quality applies to webp and jpeg; PNG is lossless.")
+    if isinstance(image, Image.Image):
+        if icc_profile is None:
+            icc = image.info.get("icc_profile")
+            icc_profile = icc if isinstance(icc, bytes) and icc else None
+    else:
+        image = np.asarray(image)
+    if fmt == "png":
+        from ._png import encode_png
+
+        if not (isinstance(compress_level, int) and 0 <= compress_level <= 9):
+            raise UnsupportedOptionError(
+                f"compress_level must be a whole number in 0..9, not {compress_level!r}."
+            )
+        return encode_png(np.asarray(image), level=compress_level, icc_profile=icc_profile)
+    pil = image if isinstance(image, Image.Image) else Image.fromarray(image)
+    params: dict[str, Any] = {"icc_profile": icc_profile} if icc_profile else {}
+    buf = io.BytesIO()
+    if fmt == "webp":
+        if quality is None:
+            pil.save(buf, "WEBP", lossless=True, **params)
+        else:
+            pil.save(buf, "WEBP", quality=quality, **params)
+        return buf.getvalue()
+    if "A" in pil.getbands():
+        if pil.getchannel("A").getextrema()[0] != 255:
+            raise UnsupportedOptionError(
+                "JPEG cannot store transparency: write PNG or WebP, or put the cutout over an "
+                "opaque background."
+            )
+        pil = pil.convert("RGB" if pil.mode == "RGBA" else "L")
+    elif pil.mode not in ("RGB", "L"):
+        pil = pil.convert("RGB")
+    pil.save(buf, "JPEG", quality=quality or DEFAULT_JPEG_QUALITY, **params)
+    return buf.getvalue()
