@@ -330,8 +330,9 @@ def folder_problem(folder: Path) -> str | None:
             break
         path = path.parent
     if not path.is_dir():
-        what = "cannot be created: " if path != folder else ""
-        return f"{folder} {what}{path} is not a folder"
+        if path == folder:
+            return f"{folder} is not a folder"
+        return f"{folder} cannot be created: {path} is not a folder"
     if not os.access(path, os.W_OK | os.X_OK):
         probe = "is read-only" if _read_only_mount(path) else "is not writable (permission denied)"
         where = "" if path == folder else f" (so {folder} cannot be created)"
@@ -363,7 +364,7 @@ def write_stdout(data: bytes) -> None:
         while written < len(data):
             n = stream.write(view[written:])
             if not n:
-                raise BrokenPipeError(32, "Broken pipe")
+                raise BrokenPipeError("the write returned no progress")
             written += n
         stream.flush()
     except BrokenPipeError:
@@ -372,9 +373,8 @@ def write_stdout(data: bytes) -> None:
             os.dup2(devnull, sys.stdout.fileno())
             os.close(devnull)
         raise BrokenPipeError(
-            32,
             f"standard output was closed after {written} of {len(data)} bytes (broken pipe): "
-            "the reader stopped early, the image is incomplete",
+            "the reader stopped early, the image is incomplete"
         ) from None
 
 
