@@ -412,9 +412,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("-o/--output and --out-dir exclude each other")
     if args.overwrite and args.skip_existing:
         raise UsageError("--overwrite and --skip-existing exclude each other")
+    from ..options import CutoutOptions
+
     options = flags.options_from_args(args, kind)
     fmt = _format_of(args.output, args.format)
-    opaque = getattr(options, "opaque", True)  # masks are
+    opaque = options.opaque if isinstance(options, CutoutOptions) else True  # masks are
     if fmt == "jpg" and not opaque:
         raise UsageError(
             "JPEG has no transparency: a cutout in jpg needs an opaque --background "

@@ -368,10 +368,13 @@ def write_stdout(data: bytes) -> None:
             written += n
         stream.flush()
     except BrokenPipeError:
-        with contextlib.suppress(OSError, ValueError):
+        with contextlib.suppress(OSError, ValueError):  # ValueError: not a real file (tests)
+            fileno = sys.stdout.fileno()
             devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            os.close(devnull)
+            try:
+                os.dup2(devnull, fileno)
+            finally:
+                os.close(devnull)
         raise BrokenPipeError(
             f"standard output was closed after {written} of {len(data)} bytes (broken pipe): "
             "the reader stopped early, the image is incomplete"
