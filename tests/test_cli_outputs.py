@@ -228,6 +228,20 @@ def test_stale_temporary_files_are_removed_by_the_next_run(tmp_path, env, fake):
     assert f"removed {Path('out', dead.name)}, left by an interrupted run" in err(proc)
 
 
+def test_a_failed_write_names_the_output_not_the_temporary_file(tmp_path, monkeypatch):
+    import errno
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / ".x.png.1.abc.tmp"))
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(
+        OSError, match=r"^cannot write the output .*x\.png: No space left on device$"
+    ):
+        runtime.write_atomic(tmp_path / "x.png", b"data")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_temporary_files_carry_the_writers_pid(tmp_path, monkeypatch):
     seen: list[str] = []
     real_fdopen = os.fdopen

@@ -233,8 +233,18 @@ def write_atomic(dest: Path, data: bytes, *, overwrite: bool = False) -> None:
 
     Raises:
         FileExistsError: ``dest`` exists and ``overwrite`` is false.
-        OSError: The folder cannot be written.
+        OSError: The folder cannot be written; the message names ``dest`` (not the temporary
+            file) and the reason (e.g. "No space left on device").
     """
+    try:
+        _write_atomic(dest, data, overwrite)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        raise OSError(f"cannot write the output {dest}: {exc.strerror or exc}") from exc
+
+
+def _write_atomic(dest: Path, data: bytes, overwrite: bool) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     with deferred_signals():
         fd, name = tempfile.mkstemp(
