@@ -218,7 +218,7 @@ def test_precision_reaches_the_backend(photo, model, tmp_path, capsys):
         main(["mask", str(photo), "-o", str(tmp_path / "m.png"), "--precision", "bf16", *model])
         == 2
     )
-    assert "the fake backend computes in f32 only, not 'bf16'" in capsys.readouterr().err
+    assert "precision='bf16' is not supported by the 'fake' backend" in capsys.readouterr().err
 
 
 def test_revision_reaches_the_hub_lookup(tmp_path, monkeypatch, capsys):

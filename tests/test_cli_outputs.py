@@ -343,7 +343,7 @@ def test_verify_reports_every_image_and_goes_on_after_a_bad_one(tmp_path, monkey
 
 
 def test_verify_fails_outside_the_bar_with_the_shared_figures(tmp_path, monkeypatch, capsys):
-    """The figures of rmbg.quantize.mask_figures against each precision's bar: masks one grey
+    """The figures of rmbg.metrics.mask_figures against each precision's bar: masks one grey
     level apart pass f16's (mean <= 1); two levels apart fail f32's (max <= 1), exit 1."""
     src = make_image(tmp_path / "a.png")
     _fake_removers(monkeypatch, shift=1)

@@ -24,9 +24,9 @@ from ..errors import RmbgError
 from .runtime import UsageError
 
 if TYPE_CHECKING:
-    from ..backends.base import ModelSource
     from ..options import CutoutOptions, MaskOptions
     from ..remover import BackgroundRemover
+    from ..source import ModelSource
 
 __all__ = [
     "HIDDEN_BACKENDS",

@@ -108,13 +108,6 @@ class _Output:
     skip_existing: bool
 
 
-def _image_extensions() -> frozenset[str]:
-    from PIL import Image
-
-    exts = Image.registered_extensions()
-    return frozenset(e.lower() for e, f in exts.items() if f in Image.OPEN)
-
-
 def _is_own_output(path: Path) -> bool:
     """``x.cutout.png`` / ``x.mask.webp``: rmbg's default output names, never taken as input."""
     stem_suffix = Path(path.stem).suffix
@@ -130,7 +123,9 @@ def _expand(
     default outputs and anything under ``exclude`` (the output folder); a file named explicitly is
     always taken.
     """
-    exts = _image_extensions()
+    from ..photos import image_suffixes
+
+    exts = image_suffixes()
     path = Path(arg)
     top = path if path.is_dir() else _glob_base(arg)
     if exclude is not None and exclude == top.resolve():

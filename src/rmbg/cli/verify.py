@@ -1,5 +1,5 @@
 """``rmbg verify``: run the PyTorch reference and the OpenVINO backend side by side on photos and
-print their parity (the shared :func:`rmbg.quantize.mask_figures`) and timings.
+print their parity (the shared :func:`rmbg.metrics.mask_figures`) and timings.
 
 Each image is reported on its own; one that cannot be read is a failed row and the others are
 still checked. The exit code is 1 if any image failed (unreadable or outside the criteria).
@@ -50,13 +50,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = _EXAMPLES
 
 
-def _bundled_photos() -> list[Path]:
-    from importlib import resources
-
-    folder = resources.files("rmbg").joinpath("data").joinpath("photos")
-    return sorted(Path(str(p)) for p in folder.iterdir() if p.name.lower().endswith(".jpg"))
-
-
 def _criteria(exact: bool) -> str:
     if exact:
         return "max difference <= 1 grey level and IoU >= 0.99"
@@ -65,7 +58,7 @@ def _criteria(exact: bool) -> str:
 
 def _compare(image: Path, removers: dict[str, BackgroundRemover], exact: bool) -> dict[str, Any]:
     """One image's row: sizes, figures, timings and ok; or the reason it could not be checked."""
-    from ..quantize import mask_figures
+    from ..metrics import mask_figures
 
     row: dict[str, Any] = {"image": image.name}
     masks: dict[str, Any] = {}
@@ -92,9 +85,10 @@ def _compare(image: Path, removers: dict[str, BackgroundRemover], exact: bool) -
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..photos import bundled_photos
     from ..remover import BackgroundRemover
 
-    images = [Path(i) for i in args.images] or _bundled_photos()
+    images = [Path(i) for i in args.images] or bundled_photos()
     missing = [str(i) for i in images if not i.is_file()]
     if missing:
         raise UsageError(f"no such image: {', '.join(missing)}")
