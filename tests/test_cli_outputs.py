@@ -299,9 +299,34 @@ def test_a_second_ctrl_c_while_stopping_prints_no_traceback(tmp_path, env, fake)
     text = stderr.decode()
     assert proc.returncode == 130, text
     assert "Traceback" not in text and "Exception ignored" not in text, text
-    assert "already stopping" in text
+    # noted while the run stops; after it, ignored until the process exits (both are timing)
     s = json.loads(stdout)
     assert s["interrupted"] == "SIGINT" and len(list(out.iterdir())) == s["processed"]
+
+
+def test_signals_after_the_first_are_noted_then_ignored_until_exit(caplog):
+    """In-process, deterministic: the first SIGINT raises Interrupted; one while stopping is
+    only logged; after an interrupted run both signals stay ignored (the process is exiting);
+    after an uninterrupted run the previous handlers are back."""
+    previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    try:
+        with runtime.catch_signals():
+            pass
+        assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == previous
+        with runtime.catch_signals():
+            with pytest.raises(runtime.Interrupted) as first:
+                signal.raise_signal(signal.SIGINT)
+            assert first.value.name == "SIGINT"
+            signal.raise_signal(signal.SIGTERM)  # while stopping: noted, not raised
+            with runtime.deferred_signals():
+                signal.raise_signal(signal.SIGINT)  # nor raised at the end of a critical section
+        assert "already stopping (SIGTERM)" in caplog.text
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+        signal.raise_signal(signal.SIGINT)  # ignored: no KeyboardInterrupt
+    finally:
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
 
 
 # ---------------------------------------------------------------------------------------------

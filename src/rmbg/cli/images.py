@@ -434,7 +434,9 @@ def run(args: argparse.Namespace) -> int:
         except (KeyboardInterrupt, Interrupted) as exc:
             signum = exc.signum if isinstance(exc, Interrupted) else int(signal.SIGINT)
             summary.interrupted = signal.Signals(signum).name
-    summary.report(json_=args.json, quiet=args.quiet, verbose=args.verbose)
+        # still under the run's handlers: a second Ctrl-C while the summary prints is ignored
+        with deferred_signals():
+            summary.report(json_=args.json, quiet=args.quiet, verbose=args.verbose)
     return summary.exit_code()
 
 

@@ -154,7 +154,12 @@ def _in_main_thread() -> bool:
 @contextlib.contextmanager
 def catch_signals() -> Iterator[None]:
     """While active, SIGINT and SIGTERM raise :class:`Interrupted` in the main thread (once),
-    except inside :func:`deferred_signals` sections, at whose end they are raised instead."""
+    except inside :func:`deferred_signals` sections, at whose end they are raised instead.
+
+    Once one has been raised, later ones are only noted, and after the block they are ignored
+    for the rest of the process: the run was interrupted and the process is exiting with
+    130/143 (a caller of :func:`rmbg.cli.main` in a long-lived process should know this).
+    """
 
     def handler(signum: int, frame: FrameType | None) -> None:
         if _SignalGate.raised is not None:  # already stopping: a second Ctrl-C changes nothing
@@ -174,8 +179,11 @@ def catch_signals() -> Iterator[None]:
     try:
         yield
     finally:
+        interrupted = _SignalGate.raised is not None
         for s, h in previous.items():
-            signal.signal(s, h)
+            # an interrupted run is on its way out of the process (exit 130/143): a later signal
+            # must not turn that into a KeyboardInterrupt during the exit
+            signal.signal(s, signal.SIG_IGN if interrupted else h)
         _SignalGate.pending = None
         _SignalGate.raised = None
 
