@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -379,3 +380,67 @@ def test_verify_fails_outside_the_bar_with_the_shared_figures(tmp_path, monkeypa
     assert main(["verify", str(src), "--json"]) == 1
     row = json.loads(capsys.readouterr().out)["images"][0]
     assert not row["ok"] and row["max_diff"] == 2
+
+
+def _child_signal_handlers_forked_from_a_thread() -> tuple[bool, bool]:
+    """Fork from a worker thread (as OpenVINO's telemetry sender does) and report whether the
+    child's SIGINT and SIGTERM handlers are the defaults."""
+    result: list[tuple[bool, bool]] = []
+
+    def fork_and_ask() -> None:
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: report and leave at once
+            ok = (
+                signal.getsignal(signal.SIGINT) is signal.SIG_DFL,
+                signal.getsignal(signal.SIGTERM) is signal.SIG_DFL,
+            )
+            os.write(write, bytes(ok))
+            os._exit(0)
+        os.close(write)
+        data = os.read(read, 2)
+        os.close(read)
+        os.waitpid(pid, 0)
+        result.append((bool(data[0]), bool(data[1])))
+
+    worker = threading.Thread(target=fork_and_ask)
+    worker.start()
+    worker.join(30)
+    return result[0]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork() with threads running
+def test_children_forked_during_and_after_a_run_get_default_signal_handling():
+    """A telemetry sender forked by OpenVINO/NNCF must stay killable by terminate() (SIGTERM):
+    with the CLI's handler, or SIG_IGN after an interrupted run, a child stuck in a C call made
+    the parent wait for it forever at exit (issue 11)."""
+    previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    try:
+        with runtime.catch_signals():
+            assert _child_signal_handlers_forked_from_a_thread() == (True, True)
+            with pytest.raises(runtime.Interrupted):
+                signal.raise_signal(signal.SIGINT)
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN  # the parent is exiting...
+        assert _child_signal_handlers_forked_from_a_thread() == (True, True)  # ...children not
+    finally:
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
+
+
+def test_one_time_setup_is_announced_by_default_and_quiet_with_q(tmp_path, capsys):
+    """A first conversion or quantization is never a silent wait: the cache announces it on
+    rmbg.setup, which the CLI shows without -v (and hides with -q)."""
+    from rmbg import cache
+
+    def build(folder, metadata):
+        (folder / "x.txt").write_text("x")
+
+    for quiet, entry in ((False, "a"), (True, "b")):
+        with runtime.logging_to_stderr(0, quiet):
+            cache.get_or_build(tmp_path / entry, build, metadata={}, what="thing", expect="2 s")
+            cache.get_or_build(tmp_path / entry, build, metadata={}, what="thing")  # cached
+        err = capsys.readouterr().err
+        if quiet:
+            assert err == ""
+        else:
+            assert err.count("building the thing, once (2 s); later runs start from the cache") == 1

@@ -39,6 +39,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger("rmbg")
+#: One-time set-up work a user waits for (conversion, quantization): the CLI shows it by default.
+setup_logger = logging.getLogger("rmbg.setup")
 
 MANIFEST = "manifest.json"
 LOCK_TIMEOUT_S = 30 * 60.0
@@ -168,18 +170,25 @@ def get_or_build(
     *,
     metadata: Mapping[str, Any],
     what: str = "model",
+    expect: str = "",
 ) -> dict[str, Any]:
     """The manifest of the cache entry ``entry``, building it first if it is missing or stale.
 
     ``build(tmp_dir, metadata)`` writes the entry's files into a temporary folder and may add to
     ``metadata`` (a copy), which is stored in the manifest. Concurrent processes wait on the
-    entry's lock, so each entry is built once.
+    entry's lock, so each entry is built once. Building is announced once on the
+    ``rmbg.setup`` logger (which the CLI shows by default), with ``expect``: how long it takes.
     """
     with locked(entry.with_name(entry.name + ".lock")):
         manifest = read_manifest(entry)
         if manifest is not None:
             logger.debug("using cached %s %s", what, entry)
             return manifest
-        logger.info("building the %s into the cache (%s)", what, entry)
+        setup_logger.info(
+            "building the %s, once%s; later runs start from the cache (%s)",
+            what,
+            f" ({expect})" if expect else "",
+            entry.parent,
+        )
         extra = dict(metadata)
         return write_entry(entry, lambda tmp: build(tmp, extra), metadata=extra)

@@ -566,7 +566,13 @@ def build_int8(
             folder, backend_cls, source, cache_root, cal, chosen, bar, device
         )
 
-    manifest = cache.get_or_build(entry, build, metadata={"key": parts}, what="INT8 model")
+    manifest = cache.get_or_build(
+        entry,
+        build,
+        metadata={"key": parts},
+        what="INT8 model",
+        expect="NNCF calibration and a check on held-out photos: 1-3 minutes on 2 CPU cores",
+    )
     ir = entry / "model.xml"
     report = manifest.get("quantization")
     return Int8Model(

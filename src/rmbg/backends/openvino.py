@@ -239,6 +239,7 @@ class OpenVINOBackend(Backend):
                 lambda folder, _metadata: self._convert_into(folder),
                 metadata={"key": parts},
                 what=f"OpenVINO IR of the {self.source.kind}",
+                expect="seconds for a checkpoint, up to a minute for a torch module",
             )
             self._model_path = entry / "model.xml"
 

@@ -127,11 +127,16 @@ def logging_to_stderr(verbose: int, quiet: bool) -> Iterator[None]:
         lg.addHandler(handler)
         lg.setLevel(level)
         lg.propagate = False
+    # one-time set-up (conversion, quantization) is said by default: never a silent wait
+    setup = logging.getLogger("rmbg.setup")
+    saved_setup = setup.level
+    setup.setLevel(min(level, logging.INFO))
     logging.captureWarnings(True)
     try:
         yield
     finally:
         logging.captureWarnings(False)
+        setup.setLevel(saved_setup)
         for lg, (lvl, prop) in zip(loggers, saved, strict=True):
             lg.removeHandler(handler)
             lg.setLevel(lvl)
@@ -142,6 +147,7 @@ def logging_to_stderr(verbose: int, quiet: bool) -> Iterator[None]:
 class _SignalGate:
     """State shared by the signal handler and the critical sections (main thread only)."""
 
+    changed = False  # the CLI has changed SIGINT/SIGTERM handling in this process
     depth = 0  # > 0 inside a critical section: signals are held back
     pending: int | None = None  # the first signal that arrived inside one
     raised: int | None = None  # the signal already raised: the run is stopping
@@ -175,6 +181,7 @@ def catch_signals() -> Iterator[None]:
     if not _in_main_thread():
         yield
         return
+    _SignalGate.changed = True  # from now on, children forked by this process get the defaults
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
@@ -186,6 +193,22 @@ def catch_signals() -> Iterator[None]:
             signal.signal(s, signal.SIG_IGN if interrupted else h)
         _SignalGate.pending = None
         _SignalGate.raised = None
+
+
+def _default_signals_in_child() -> None:
+    """In a process forked from the CLI (OpenVINO's and NNCF's telemetry senders fork one from a
+    worker thread, then join it with a timeout and ``terminate()`` it), SIGINT and SIGTERM go back
+    to their defaults. With the CLI's Python handler (or SIG_IGN after an interrupted run), a child
+    stuck in a C call such as a deadlocked ``getaddrinfo`` could not be terminated, and the
+    parent waited for it forever at exit."""
+    if not _SignalGate.changed:
+        return
+    for s in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(ValueError, OSError):  # pragma: no cover - not its main thread
+            signal.signal(s, signal.SIG_DFL)
+
+
+os.register_at_fork(after_in_child=_default_signals_in_child)
 
 
 def _name(signum: int) -> str:
