@@ -130,7 +130,7 @@ def logging_to_stderr(verbose: int, quiet: bool) -> Iterator[None]:
     # one-time set-up (conversion, quantization) is said by default: never a silent wait
     setup = logging.getLogger("rmbg.setup")
     saved_setup = setup.level
-    setup.setLevel(min(level, logging.INFO))
+    setup.setLevel(level if quiet else min(level, logging.INFO))
     logging.captureWarnings(True)
     try:
         yield
