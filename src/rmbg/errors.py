@@ -5,7 +5,9 @@ Every error derives from :class:`RmbgError` and also from the builtin exception 
 
     RmbgError
     ├── InvalidImageError        (ValueError)    the input is not an image rmbg can read
-    │   └── ImageTooLargeError                   more pixels than the configured limit
+    │   ├── ImageTooLargeError                   more pixels than the configured limit
+    │   └── InvalidVideoError                    no video stream, zero frames, an unsupported
+    │                                            codec, or a clip corrupt/truncated at frame N
     ├── ModelError               (ValueError)    a checkpoint/ONNX/IR that cannot be used
     │   ├── CheckpointMismatchError              missing/unexpected state-dict keys or shapes
     │   ├── ChecksumMismatchError                a downloaded file's sha256 is not the published one
@@ -37,6 +39,7 @@ __all__ = [
     "GatedModelError",
     "ImageTooLargeError",
     "InvalidImageError",
+    "InvalidVideoError",
     "ModelError",
     "ModelNotFoundError",
     "QuantizationQualityError",
@@ -57,6 +60,11 @@ class InvalidImageError(RmbgError, ValueError):
 
 class ImageTooLargeError(InvalidImageError):
     """The image has more pixels than the configured limit (a decompression bomb guard)."""
+
+
+class InvalidVideoError(InvalidImageError):
+    """The input cannot be read as a video: no video stream, no frames, a codec this FFmpeg
+    cannot decode, or a clip that is corrupt or truncated (the message names the frame)."""
 
 
 class ModelError(RmbgError, ValueError):

@@ -343,6 +343,24 @@ class BackgroundRemover:
                 out = np.ascontiguousarray(out[y0:y1, x0:x1])
         return _io.to_output(out, loaded, output)
 
+    # -- video --------------------------------------------------------------------------------------
+    def video(
+        self,
+        src: str | os.PathLike[str],
+        dst: str | os.PathLike[str],
+        options: Any = None,
+        **keywords: Any,
+    ) -> Any:
+        """Cut the subject out of a clip: ``remover.video("in.mp4", "out.webm")``.
+
+        Needs ``pip install "rmbg[video]"``. Outputs by suffix or ``format=``: WebM VP9 or
+        ProRes 4444 ``.mov`` with alpha, ``.mp4`` over an opaque ``background``, a PNG folder, or
+        ``format="mask"``. Arguments and result: :func:`rmbg.video.remove_background`.
+        """
+        from .video import remove_background
+
+        return remove_background(self, src, dst, options, **keywords)
+
     # -- pipelined batches ----------------------------------------------------------------------
     def masks(
         self,
