@@ -14,11 +14,12 @@ tiny and on the fake backend, so the whole file runs in seconds. Bounds, per out
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
-import textwrap
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -37,7 +38,7 @@ from rmbg.video.synthetic import make_clip
 
 @pytest.fixture(scope="module")
 def remover():
-    return fake_remover()
+    return fake_remover(input_size=256)  # the fake network at 256 px: the plumbing is the same
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +80,10 @@ def seconds(frames) -> list[Fraction]:
 
 def upright_inputs(path: Path) -> list[np.ndarray]:
     frames, _ = decode(path)
-    return [np.ascontiguousarray(np.rot90(f.to_ndarray(format="rgb24"), f.rotation // 90)) for f in frames]
+    return [
+        np.ascontiguousarray(np.rot90(f.to_ndarray(format="rgb24"), f.rotation // 90))
+        for f in frames
+    ]
 
 
 def expected_masks(remover, path: Path, smoothing: float = 0.0) -> list[np.ndarray]:
@@ -118,13 +122,16 @@ def test_webm_vp9_alpha_matches_masks_with_timestamps_and_audio(remover, clips, 
     assert (info["width"], info["height"]) == (47, 35) == result.size
     assert all(f.format.name == "yuva420p" for f in frames)
     errors = np.concatenate(
-        [np.abs(f.to_ndarray(format="rgba")[..., 3].astype(int) - m).ravel() for f, m in zip(frames, expected)]
+        [
+            np.abs(f.to_ndarray(format="rgba")[..., 3].astype(int) - m).ravel()
+            for f, m in zip(frames, expected, strict=True)
+        ]
     )
     assert errors.mean() <= 1.5
     assert np.percentile(errors, 99) <= 10
     # WebM keeps milliseconds: every VFR timestamp within 1 ms of the source's
     source, _ = decode(clip.path)
-    for got, want in zip(seconds(frames), seconds(source)):
+    for got, want in zip(seconds(frames), seconds(source), strict=True):
         assert abs(got - want) <= Fraction(1, 1000)
     assert info["audio"] == ["opus"]  # AAC cannot go into WebM: transcoded
     assert result.audio == ("aac transcoded to libopus",)
@@ -142,7 +149,7 @@ def test_prores_4444_alpha_is_lossless_and_audio_copied_bit_exact(remover, clips
     expected = expected_masks(remover, clip.path)
     assert len(frames) == len(expected) == result.frames
     assert frames[0].format.name.startswith("yuva444p")
-    for f, m in zip(frames, expected):
+    for f, m in zip(frames, expected, strict=True):
         np.testing.assert_array_equal(alpha_12bit(f), m)
     source, _ = decode(clip.path)
     assert seconds(frames) == seconds(source)  # exact: MOV keeps the time base
@@ -161,7 +168,7 @@ def test_png_sequence_is_lossless_with_timecodes_and_audio(remover, clips, tmp_p
     rgbs = upright_inputs(clip.path)
     from PIL import Image
 
-    for name, rgb in zip(names, rgbs):
+    for name, rgb in zip(names, rgbs, strict=True):
         got = np.asarray(Image.open(out / name))
         mask = remover.mask(rgb)
         np.testing.assert_array_equal(got[..., 3], mask)
@@ -187,16 +194,19 @@ def test_mask_videos_lossless_mkv_and_h264(remover, clips, tmp_path):
     remover.video(clip.path, lossless, format="mask", smoothing=0)
     frames, _ = decode(lossless)
     assert len(frames) == len(expected)
-    for f, m in zip(frames, expected):
+    for f, m in zip(frames, expected, strict=True):
         np.testing.assert_array_equal(f.to_ndarray(format="gray"), m)
-    for got, want in zip(seconds(frames), seconds(source)):
+    for got, want in zip(seconds(frames), seconds(source), strict=True):
         assert abs(got - want) <= Fraction(1, 1000)
     h264 = tmp_path / "mask.mp4"
     remover.video(clip.path, h264, format="mask", smoothing=0)
     frames, _ = decode(h264)
     assert len(frames) == len(expected)
     errors = np.concatenate(
-        [np.abs(f.to_ndarray(format="gray").astype(int) - m).ravel() for f, m in zip(frames, expected)]
+        [
+            np.abs(f.to_ndarray(format="gray").astype(int) - m).ravel()
+            for f, m in zip(frames, expected, strict=True)
+        ]
     )
     assert errors.mean() <= 1.5
     assert np.percentile(errors, 99) <= 8
@@ -210,7 +220,7 @@ def test_opaque_mp4_over_colour_odd_size(remover, clips, tmp_path):
     frames, info = decode(out)
     assert (info["width"], info["height"]) == (47, 35)
     assert frames[0].format.name == "yuv444p"  # odd sizes cannot be 4:2:0
-    for f, rgb in zip(frames, upright_inputs(clip.path)):
+    for f, rgb in zip(frames, upright_inputs(clip.path), strict=True):
         want = remover.cutout(rgb, background="#2040c0")
         assert np.abs(f.to_ndarray(format="rgb24").astype(int) - want).mean() <= 3
     assert audio_packets(out) == audio_packets(clip.path)
@@ -227,7 +237,7 @@ def test_rotated_phone_clip_keeps_its_rotation(remover, clips, tmp_path):
     frames, info = decode(out)
     assert (info["width"], info["height"]) == (48, 36)  # stored sideways, as the source
     assert all(f.rotation == 90 for f in frames)
-    for f, m in zip(frames, expected):
+    for f, m in zip(frames, expected, strict=True):
         np.testing.assert_array_equal(np.rot90(alpha_12bit(f), 1), m)
     webm = tmp_path / "phone.webm"
     remover.video(clip.path, webm, smoothing=0)
@@ -246,19 +256,21 @@ def test_cutout_options_apply_per_frame(remover, clips, tmp_path):
     opts = CutoutOptions(threshold=0.5, grow=1, invert=True)
     remover.video(clip.path, out, opts, format="mask", smoothing=0)
     frames, _ = decode(out)
-    for f, rgb in zip(frames, upright_inputs(clip.path)):
+    for f, rgb in zip(frames, upright_inputs(clip.path), strict=True):
         np.testing.assert_array_equal(f.to_ndarray(format="gray"), remover.mask(rgb, opts))
     vopts = VideoOptions(format="mask", smoothing=0)
     remover.video(clip.path, out, vopts, threshold=0.5, grow=1, invert=True)
     again, _ = decode(out)
-    for a, b in zip(frames, again):
+    for a, b in zip(frames, again, strict=True):
         np.testing.assert_array_equal(a.to_ndarray(format="gray"), b.to_ndarray(format="gray"))
 
 
 # -- smoothing ------------------------------------------------------------------------------------
 def test_smoothing_cuts_flicker_on_still_edges_without_dragging_moving_ones(remover, tmp_path):
     """A disc that first stands still (its edge flickers with the noise), then glides."""
-    clip = make_clip(tmp_path / "noisy.mkv", size=(96, 64), frames=16, pause=6, noise=6, codec="ffv1")
+    clip = make_clip(
+        tmp_path / "noisy.mkv", size=(96, 64), frames=16, pause=6, noise=6, codec="ffv1"
+    )
     frames = upright_inputs(clip.path)
     raw = [remover.mask(f) for f in frames]
     edge = np.zeros_like(clip.still)  # the still disc's rim during the pause
@@ -267,7 +279,7 @@ def test_smoothing_cuts_flicker_on_still_edges_without_dragging_moving_ones(remo
     results = {}
     for strength in (0.0, 0.5, 0.8):
         smoother = TemporalSmoother(strength)
-        smoothed = [smoother(f, m) for f, m in zip(frames, raw)]
+        smoothed = [smoother(f, m) for f, m in zip(frames, raw, strict=True)]
         results[strength] = (flicker(smoothed[:6], clip.still), flicker(smoothed[:6], edge),
                              lag(smoothed[6:], raw[6:], clip.swept()[6:]))  # fmt: skip
     assert results[0.0][2] == 0.0
@@ -279,7 +291,7 @@ def test_smoothing_cuts_flicker_on_still_edges_without_dragging_moving_ones(remo
     remover.video(clip.path, out, format="mask", smoothing=0.5)
     got, _ = decode(out)
     smoother = TemporalSmoother(0.5)
-    for f, rgb, m in zip(got, frames, raw):
+    for f, rgb, m in zip(got, frames, raw, strict=True):
         np.testing.assert_array_equal(f.to_ndarray(format="gray"), smoother(rgb, m))
 
 
@@ -297,7 +309,9 @@ def test_smoother_basics():
 
 
 # -- progress, memory, atomicity ------------------------------------------------------------------
-def test_progress_reports_fps_and_eta_and_memory_stays_bounded(remover, clips, tmp_path, monkeypatch):
+def test_progress_reports_fps_and_eta_and_memory_stays_bounded(
+    remover, clips, tmp_path, monkeypatch
+):
     from rmbg.video import _streams
 
     decoded = []
@@ -345,26 +359,56 @@ def test_interrupt_leaves_target_untouched_and_no_temp(remover, clips, tmp_path,
     assert sorted(p.name for p in tmp_path.iterdir()) == [target]  # no temporary left
 
 
-def test_sigint_in_a_real_process_leaves_nothing(clips, tmp_path):
-    """SIGINT while frames are being written: the target never appears, no temp remains."""
-    dst = tmp_path / "out.webm"
-    code = textwrap.dedent(f"""
-        import sys
-        from rmbg.testing import fake_remover
-        r = fake_remover(backend_options={{"delay": 0.3}})
-        def tick(p):
-            if p.frames == 2:
-                print("writing", flush=True)
-        r.video({str(clips["vfr"].path)!r}, {str(dst)!r}, progress=tick)
-    """)
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})  # fmt: skip
-    assert proc.stdout is not None
-    assert proc.stdout.readline().strip() == "writing"
-    proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=60)
-    assert proc.returncode != 0
-    assert list(tmp_path.iterdir()) == []
+def rmbg_cli(*args: str, cwd: Path) -> subprocess.Popen[str]:
+    (cwd / "m.onnx").touch()  # the fake backend takes any model file and runs no network
+    return subprocess.Popen(
+        [sys.executable, "-m", "rmbg", "video", *args, "--model", "m.onnx", "--backend", "fake"],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+
+
+def test_cli_writes_the_clip_and_reports_json(clips, tmp_path):
+    proc = rmbg_cli(str(clips["vfr"].path), "cut.mov", "--json", "--smoothing", "0", cwd=tmp_path)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    summary = json.loads(out)
+    assert summary["frames"] == 10
+    assert summary["format"] == "mov"
+    assert summary["size"] == [47, 35]
+    assert summary["audio"] == ["aac copied"]
+    assert (tmp_path / "cut.mov").is_file()
+    again = rmbg_cli(str(clips["vfr"].path), "cut.mov", cwd=tmp_path)
+    _, err = again.communicate(timeout=300)
+    assert again.returncode == 1
+    assert "exists; pass overwrite=True (CLI: --overwrite)" in err
+    usage = rmbg_cli(str(clips["vfr"].path), "cut.mp4", cwd=tmp_path)
+    _, err = usage.communicate(timeout=300)
+    assert usage.returncode == 2
+    assert "has no alpha channel: pass an opaque background" in err
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_cli_interrupted_mid_clip_leaves_nothing(clips, tmp_path, signum):
+    """A signal while frames are being encoded: exit 128 + signal, no output, no temporary."""
+    proc = rmbg_cli(
+        str(clips["vfr"].path), "cut.mov", "--backend-option", "delay=0.2", cwd=tmp_path
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # wait until the temporary file has frames in it
+        partial = [p for p in tmp_path.glob(".cut.mov.*/*") if p.stat().st_size > 0]
+        if partial or proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "finished before it could be interrupted"
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signum, err
+    assert "interrupted" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
 
 
 def test_overwrite_false_refuses(remover, clips, tmp_path):
@@ -378,7 +422,7 @@ def test_overwrite_false_refuses(remover, clips, tmp_path):
 # -- bad inputs and options -----------------------------------------------------------------------
 def test_option_errors_before_decoding(remover, clips, tmp_path):
     src = clips["vfr"].path
-    with pytest.raises(UnsupportedOptionError, match="MP4 .* has no alpha"):
+    with pytest.raises(UnsupportedOptionError, match=r"MP4 .* has no alpha"):
         remover.video(src, tmp_path / "x.mp4")
     with pytest.raises(UnsupportedOptionError, match="trim"):
         remover.video(src, tmp_path / "x.webm", trim=True)
@@ -410,7 +454,7 @@ def test_input_errors_have_their_own_messages(remover, clips, tmp_path):
         f.sample_rate, f.pts = 48000, 0
         c.mux(a.encode(f))
         c.mux(a.encode(None))
-    with pytest.raises(InvalidVideoError, match="no video stream .*audio"):
+    with pytest.raises(InvalidVideoError, match=r"no video stream .*audio"):
         remover.video(song, out)
     # a codec this FFmpeg has no decoder for: a VP9 clip whose Matroska codec id is renamed
     vp9 = make_clip(tmp_path / "v.mkv", codec="libvpx-vp9", frames=3)
@@ -438,11 +482,19 @@ def test_input_errors_have_their_own_messages(remover, clips, tmp_path):
 
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
 def test_truncated_clip_names_the_frame(remover, tmp_path, suffix):
-    clip = make_clip(tmp_path / f"whole{suffix}", size=(64, 48), frames=20, codec="libx264" if suffix == ".mp4" else "ffv1")
+    clip = make_clip(
+        tmp_path / f"whole{suffix}",
+        size=(64, 48),
+        frames=20,
+        codec="libx264" if suffix == ".mp4" else "ffv1",
+    )
     data = clip.path.read_bytes()
     if suffix == ".mp4":  # index first (faststart) so that a cut file still opens
         fast = tmp_path / "fast.mp4"
-        with av.open(str(clip.path)) as src, av.open(str(fast), "w", options={"movflags": "faststart"}) as dst:
+        with (
+            av.open(str(clip.path)) as src,
+            av.open(str(fast), "w", options={"movflags": "faststart"}) as dst,
+        ):
             s = dst.add_stream_from_template(src.streams.video[0])
             for p in src.demux(src.streams.video[0]):
                 if p.size:
@@ -452,13 +504,17 @@ def test_truncated_clip_names_the_frame(remover, tmp_path, suffix):
     cut = tmp_path / f"cut{suffix}"
     cut.write_bytes(data[: len(data) * 6 // 10])
     out = tmp_path / "o.webm"
-    with pytest.raises(InvalidVideoError, match=r"corrupt or truncated: decoding stopped at frame \d+ of about 20"):
+    with pytest.raises(
+        InvalidVideoError, match=r"corrupt or truncated: decoding stopped at frame \d+ of about 20"
+    ):
         remover.video(cut, out)
     assert not out.exists()
 
 
 def test_import_rmbg_does_not_import_av():
-    code = "import rmbg, sys; rmbg.BackgroundRemover; import rmbg.options; print('av' in sys.modules)"
+    code = (
+        "import rmbg, sys; rmbg.BackgroundRemover; import rmbg.options; print('av' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})  # fmt: skip
     assert out.stdout.strip() == "False"
@@ -470,12 +526,12 @@ def test_import_rmbg_does_not_import_av():
 @pytest.mark.slow
 @pytest.mark.realweights
 def test_real_network_video_matches_per_frame_masks(standin_dir, tmp_path):
-    remover = rmbg.BackgroundRemover(standin_dir, precision="f32")
-    clip = make_clip(tmp_path / "c.mp4", size=(80, 60), frames=4, vfr=True, audio=True)
+    remover = rmbg.BackgroundRemover(standin_dir, precision="f32", device="CPU")  # as test_batch
+    clip = make_clip(tmp_path / "c.mp4", size=(80, 60), frames=3, vfr=True, audio=True)
     out = tmp_path / "real.mov"
     result = remover.video(clip.path, out, smoothing=0)
     frames, info = decode(out)
-    assert result.frames == len(frames) == 4
-    for f, rgb in zip(frames, upright_inputs(clip.path)):
+    assert result.frames == len(frames) == 3
+    for f, rgb in zip(frames, upright_inputs(clip.path), strict=True):
         np.testing.assert_array_equal(alpha_12bit(f), remover.mask(rgb))
     assert info["audio"] == ["aac"]

@@ -286,9 +286,7 @@ def _run(
                     encoding = choose_encoding(
                         fmt, target, opaque=opaque, size=stored, quality=vopts.quality
                     )
-                    writer = Writer(
-                        tmp, encoding, reader, size=stored, audio=vopts.audio
-                    )
+                    writer = Writer(tmp, encoding, reader, size=stored, audio=vopts.audio)
                     for packet in early_audio:
                         writer.audio_packet(packet)
                     early_audio.clear()

@@ -118,7 +118,9 @@ def choose_encoding(
         )  # fmt: skip
     if fmt == "mov":
         if quality is not None:
-            raise UnsupportedOptionError("quality= applies to webm, mp4 and mask videos, not ProRes.")
+            raise UnsupportedOptionError(
+                "quality= applies to webm, mp4 and mask videos, not ProRes."
+            )
         if opaque:
             return Encoding(
                 fmt, "mov", "prores_ks", "yuv444p10le", "rgb", {"profile": "4444"}, None, "aac"

@@ -207,7 +207,9 @@ class Reader:
             decoded = float((end - start) * self.time_base)
             if decoded < duration - 2.0 / float(self.rate) - 0.1:
                 raise self._broken(
-                    EOFError(f"the stream ends at {decoded:.3f} s of the {duration:.3f} s announced")
+                    EOFError(
+                        f"the stream ends at {decoded:.3f} s of the {duration:.3f} s announced"
+                    )
                 )
 
     def close(self) -> None:

@@ -20,6 +20,7 @@ from.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -130,7 +131,7 @@ def flicker(masks: Sequence[NDArray[np.uint8]], still: NDArray[np.bool_]) -> flo
         return 0.0
     diffs = [
         float(np.abs(b.astype(np.int16) - a.astype(np.int16))[still].mean())
-        for a, b in zip(masks, masks[1:])
+        for a, b in itertools.pairwise(masks)
     ]
     return float(np.mean(diffs))
 
@@ -152,7 +153,7 @@ def lag(
     """
     values = [
         float(np.abs(m.astype(np.int16) - r.astype(np.int16))[s].mean())
-        for m, r, s in zip(masks, reference, swept)
+        for m, r, s in zip(masks, reference, swept, strict=True)
         if s.any()
     ]
     return float(np.mean(values)) if values else 0.0

@@ -9,6 +9,7 @@ sizes, a display rotation (a phone held upright) and an audio track.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 from fractions import Fraction
 from pathlib import Path
@@ -42,7 +43,7 @@ class Clip:
     def swept(self) -> list[NDArray[np.bool_]]:
         """Per frame, the pixels the disc entered or left since the previous frame."""
         empty = np.zeros_like(self.truth[0])
-        return [empty] + [a ^ b for a, b in zip(self.truth, self.truth[1:])]
+        return [empty] + [a ^ b for a, b in itertools.pairwise(self.truth)]
 
 
 def make_clip(
@@ -80,7 +81,7 @@ def make_clip(
     rng = np.random.default_rng(seed)
     width, height = size
     yy, xx = np.mgrid[0:height, 0:width]
-    texture = (40 + 30 * np.sin(xx / 3.0) * np.cos(yy / 4.0) + rng.normal(0, 8, (height, width)))
+    texture = 40 + 30 * np.sin(xx / 3.0) * np.cos(yy / 4.0) + rng.normal(0, 8, (height, width))
     background = np.clip(np.dstack([texture, texture * 0.8, texture * 1.2]), 0, 110)
     radius = max(3.0, min(width, height) / 5)
     tick = Fraction(1, fps)
