@@ -1,5 +1,6 @@
 """Developer sessions: ``nox -s tests`` (the README's test command, also what CI runs), ``lint``,
-``typecheck``, ``build``, ``bench`` (the benchmark suite, see ``docs/performance.md``).
+``typecheck``, ``build``, ``bench`` (the benchmark suite, see ``docs/performance.md``),
+``bench_video`` (``benchmarks/video.py``, see ``docs/video.md``).
 
 CPU PyTorch is installed first (``torch==2.13.0`` resolves to a local CPU wheel on the project's
 machines; any other torch requirement would pull several GB of CUDA wheels).
@@ -141,4 +142,16 @@ def bench(session: nox.Session) -> None:
     checkpoint = standin_checkpoint(session, route)
     session.run(
         "python", "benchmarks/bench.py", *session.posargs, env={"RMBG_TEST_CHECKPOINT": checkpoint}
+    )
+
+
+@nox.session
+def bench_video(session: nox.Session) -> None:
+    """The video benchmark (``benchmarks/video.py``): 1080p frames/s against the network alone,
+    flicker and lag per smoothing strength. Arguments after ``--`` go to the script."""
+    session.install(TORCH)
+    session.install("-e", ".[bench]")
+    checkpoint = standin_checkpoint(session)
+    session.run(
+        "python", "benchmarks/video.py", *session.posargs, env={"RMBG_TEST_CHECKPOINT": checkpoint}
     )

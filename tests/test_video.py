@@ -5,7 +5,7 @@ tiny and on the fake backend, so the whole file runs in seconds. Bounds, per out
 
 - PNG sequence, FFV1 mask (.mkv), ProRes 4444 alpha (16-bit alpha plane, read at 12 bits):
   lossless, the alpha equals the mask exactly;
-- VP9 alpha (decoded with libvpx-vp9: FFmpeg's native VP9 decoder drops alpha), CRF 20:
+- VP9 alpha (decoded with libvpx-vp9: FFmpeg's native VP9 decoder drops alpha), CRF 18:
   mean absolute error <= 1.5 grey levels, 99th percentile <= 10 (on the fake backend's textured
   masks, harder to code than a real subject's);
 - H.264 mask (CRF 12, 4:4:4 at odd sizes): mean <= 1.5, 99th percentile <= 8;

@@ -76,7 +76,7 @@ class VideoOptions:
         smoothing: Temporal smoothing strength in ``[0, 1)``: the weight of the previous mask
             where the picture is still (see :mod:`rmbg.video.smoothing`); 0 turns it off.
         quality: CRF of the VP9 or H.264 encoder (lower is better and bigger); ``None``: rmbg's
-            defaults (VP9 20, H.264 18, mask H.264 12). ProRes and PNG are not tuned by it.
+            defaults (VP9 18, H.264 18, mask H.264 12). ProRes and PNG are not tuned by it.
         audio: Keep the audio (copied when the container takes it, else transcoded).
         overwrite: Replace an existing target (atomically). ``False`` raises ``FileExistsError``.
     """

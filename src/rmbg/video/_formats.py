@@ -54,7 +54,7 @@ class Encoding:
         return self.frame == "rgba"
 
 
-_VP9 = {"b": "0", "row-mt": "1", "deadline": "good", "cpu-used": "5", "auto-alt-ref": "0"}
+_VP9 = {"b": "0", "row-mt": "1", "deadline": "realtime", "cpu-used": "8", "auto-alt-ref": "0"}
 _WEBM_AUDIO = frozenset({"opus", "vorbis"})
 _MP4_AUDIO = frozenset({"aac", "mp3", "opus", "alac", "flac", "ac3", "eac3"})
 
@@ -111,7 +111,7 @@ def choose_encoding(
     if fmt == "png":
         return Encoding(fmt, None, "png", "rgba", "rgb" if opaque else "rgba", {}, None, None)
     if fmt == "webm":
-        crf = _crf(quality, 63, 20)
+        crf = _crf(quality, 63, 18)
         return Encoding(
             fmt, "webm", "libvpx-vp9", "yuv420p" if opaque else "yuva420p",
             "rgb" if opaque else "rgba", {**_VP9, "crf": crf}, _WEBM_AUDIO, "libopus",
