@@ -340,9 +340,9 @@ def test_progress_reports_fps_and_eta_and_memory_stays_bounded(
 @pytest.mark.parametrize("target", ["cut.webm", "frames"])
 def test_interrupt_leaves_target_untouched_and_no_temp(remover, clips, tmp_path, target):
     dst = tmp_path / target
-    if target == "frames":
+    if target == "frames":  # an earlier run's output
         dst.mkdir()
-        (dst / "keep.txt").write_text("old")
+        (dst / "frame_000001.png").write_text("old")
     else:
         dst.write_bytes(b"old")
 
@@ -353,7 +353,8 @@ def test_interrupt_leaves_target_untouched_and_no_temp(remover, clips, tmp_path,
     with pytest.raises(KeyboardInterrupt):
         remover.video(clips["vfr"].path, dst, progress=stop)
     if target == "frames":
-        assert [p.name for p in dst.iterdir()] == ["keep.txt"]
+        assert [p.name for p in dst.iterdir()] == ["frame_000001.png"]
+        assert (dst / "frame_000001.png").read_text() == "old"
     else:
         assert dst.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == [target]  # no temporary left
@@ -411,12 +412,24 @@ def test_cli_interrupted_mid_clip_leaves_nothing(clips, tmp_path, signum):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
 
 
-def test_overwrite_false_refuses(remover, clips, tmp_path):
+def test_overwrite_false_refuses_and_a_foreign_folder_is_never_replaced(remover, clips, tmp_path):
     dst = tmp_path / "a.webm"
     dst.write_bytes(b"x")
     with pytest.raises(FileExistsError, match="overwrite"):
         remover.video(clips["vfr"].path, dst, overwrite=False)
     assert dst.read_bytes() == b"x"
+    home = tmp_path / "Desktop"  # a folder target that holds the user's files
+    home.mkdir()
+    (home / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match=r"other files in it \(notes.txt"):
+        remover.video(clips["vfr"].path, home)
+    assert [p.name for p in home.iterdir()] == ["notes.txt"]
+    previous = tmp_path / "frames"  # an earlier sequence is replaced whole
+    remover.video(clips["vfr"].path, previous, smoothing=0)
+    (previous / "frame_000099.png").write_bytes(b"stale")
+    remover.video(clips["vfr"].path, previous, smoothing=0)
+    assert not (previous / "frame_000099.png").exists()
+    assert len(list(previous.glob("frame_*.png"))) == 10
 
 
 # -- bad inputs and options -----------------------------------------------------------------------
@@ -509,6 +522,13 @@ def test_truncated_clip_names_the_frame(remover, tmp_path, suffix):
     ):
         remover.video(cut, out)
     assert not out.exists()
+
+
+def test_audio_longer_than_the_video_is_not_truncation(remover, tmp_path):
+    clip = make_clip(tmp_path / "tail.mkv", codec="ffv1", frames=5, audio=True, audio_tail=1.0)
+    result = remover.video(clip.path, tmp_path / "o.mov", smoothing=0)
+    assert result.frames == 5
+    assert audio_seconds(tmp_path / "o.mov") == pytest.approx(audio_seconds(clip.path), abs=0.03)
 
 
 def test_import_rmbg_does_not_import_av():

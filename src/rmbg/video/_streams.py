@@ -116,10 +116,21 @@ class Reader:
 
     @property
     def duration(self) -> float | None:
-        """The clip's duration in seconds from its header, if it has one."""
+        """The video stream's duration in seconds from the header, if it says.
+
+        The stream's own duration, else Matroska's per-stream ``DURATION`` tag, else the
+        container's when the video is its only stream (audio may run longer than the video).
+        """
         if self.video.duration:
             return float(self.video.duration * self.time_base)
-        if self.container.duration:
+        tag = self.video.metadata.get("DURATION") or self.video.metadata.get("duration")
+        if tag:
+            try:
+                h, m, sec = str(tag).split(":")
+                return int(h) * 3600 + int(m) * 60 + float(sec)
+            except ValueError:
+                pass
+        if self.container.duration and len(self.container.streams) == 1:
             return float(self.container.duration) / 1_000_000
         return None
 
@@ -376,6 +387,13 @@ def atomic_target(dst: Path, *, folder: bool, overwrite: bool) -> Iterator[Path]
     if dst.exists() and folder != dst.is_dir():
         what = "a file" if folder else "a folder"
         raise FileExistsError(f"{dst} exists and is not {what}; remove it or choose another name")
+    if folder and dst.is_dir():
+        others = [p.name for p in dst.iterdir() if not _is_sequence_file(p.name)]
+        if others:  # never delete what rmbg did not write
+            raise FileExistsError(
+                f"{dst} is a folder with other files in it ({', '.join(sorted(others)[:3])}...); "
+                "a PNG sequence replaces its folder whole: choose a new or empty folder"
+            )
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmpdir = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".rmbg-tmp", dir=dst.parent))
     tmp = tmpdir / ("frames" if folder else f"out{dst.suffix}")
@@ -391,6 +409,13 @@ def atomic_target(dst: Path, *, folder: bool, overwrite: bool) -> Iterator[Path]
             os.replace(tmp, dst)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def _is_sequence_file(name: str) -> bool:
+    """A file a PNG sequence output consists of."""
+    return name in ("timecodes.txt", "audio.mka") or (
+        name.startswith("frame_") and name.endswith(".png")
+    )
 
 
 def _umask() -> int:

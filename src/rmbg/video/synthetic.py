@@ -59,6 +59,7 @@ def make_clip(
     pause: int = 0,
     seed: int = 0,
     codec: str = "libx264",
+    audio_tail: float = 0.0,
 ) -> Clip:
     """Write a clip of a disc moving left to right over a textured background.
 
@@ -75,6 +76,7 @@ def make_clip(
         pause: The disc stands still for this many frames at the start (a still subject).
         seed: Seed of the texture and the noise.
         codec: Video encoder (``libx264`` writes 4:4:4 so odd sizes work; ``ffv1``, ``libvpx-vp9``).
+        audio_tail: Seconds the audio runs on after the last frame.
     """
     av = import_av()
     path = Path(path)
@@ -129,7 +131,7 @@ def make_clip(
         out.mux(stream.encode(None))
         if sound is not None:
             rate = 48000
-            n = int(t * rate)
+            n = int((t + Fraction(audio_tail)) * rate)
             tone = (0.2 * np.sin(2 * np.pi * 440 * np.arange(n) / rate)).astype(np.float32)
             chunk = 4800
             for start in range(0, n, chunk):
