@@ -87,21 +87,28 @@ class Reader:
         except BaseException:
             self.container.close()
             raise
-        self.video = self.container.streams.video[0]
+        self.video = self._videos()[0]
         self.audio = list(self.container.streams.audio)
         self.time_base: Fraction = self.video.time_base or Fraction(1, 90000)
         self.rate: Fraction | None = self.video.average_rate or self.video.guessed_rate
         self.rotation = 0
         self.frames_decoded = 0
 
+    def _videos(self) -> list[Any]:
+        """Video streams that are not a still picture attached to the file (cover art)."""
+        attached = import_av().stream.Disposition.attached_pic
+        return [s for s in self.container.streams.video if not s.disposition & attached]
+
     def _check(self) -> None:
         streams = self.container.streams
-        if not streams.video:
+        videos = self._videos()
+        if not videos:
             kinds = ", ".join(sorted({s.type for s in streams})) or "none"
+            art = " and cover art" if streams.video else ""
             raise InvalidVideoError(
-                f"{self.path} has no video stream (streams: {kinds}); pass a video file."
+                f"{self.path} has no video stream (streams: {kinds}{art}); pass a video file."
             )
-        video = streams.video[0]
+        video = videos[0]
         if video.codec_context is None:
             raise InvalidVideoError(
                 f"{self.path}: the video codec is not supported by this FFmpeg (PyAV "

@@ -60,6 +60,7 @@ def make_clip(
     seed: int = 0,
     codec: str = "libx264",
     audio_tail: float = 0.0,
+    speed: float | None = None,
 ) -> Clip:
     """Write a clip of a disc moving left to right over a textured background.
 
@@ -77,6 +78,7 @@ def make_clip(
         seed: Seed of the texture and the noise.
         codec: Video encoder (``libx264`` writes 4:4:4 so odd sizes work; ``ffv1``, ``libvpx-vp9``).
         audio_tail: Seconds the audio runs on after the last frame.
+        speed: Pixels per frame the disc moves (default: it crosses the frame in the clip).
     """
     av = import_av()
     path = Path(path)
@@ -111,8 +113,11 @@ def make_clip(
         travel = max(1, frames - 1 - pause)
         for i in range(frames):
             step = max(0, i - pause)
-            cx = radius + (width - 2 * radius) * step / travel
-            cy = height / 2 + height / 8 * np.sin(step / 2)
+            if speed is None:
+                cx = radius + (width - 2 * radius) * step / travel
+                cy = height / 2 + height / 8 * np.sin(step / 2)
+            else:
+                cx, cy = min(width - radius, radius + speed * step), height / 2
             disc = (xx - cx) ** 2 + (yy - cy) ** 2 <= radius**2
             img = background.copy()
             img[disc] = (250, 200, 40)
