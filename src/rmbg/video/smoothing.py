@@ -33,7 +33,7 @@ __all__ = ["DEFAULT_SMOOTHING", "TemporalSmoother", "flicker", "lag"]
 
 #: Default ``smoothing=``: measured on a noisy synthetic clip with a moving subject
 #: (``benchmarks/video.py``; figures in ``docs/video.md``).
-DEFAULT_SMOOTHING: float = 0.5
+DEFAULT_SMOOTHING: float = 0.7
 
 #: Mean absolute luma change (0..255) per block from which a block counts as fully moving.
 DEFAULT_MOTION_THRESHOLD: float = 6.0
@@ -49,7 +49,7 @@ def check_strength(value: object) -> float:
     strength = float(value)
     if not 0.0 <= strength < 1.0:
         raise UnsupportedOptionError(
-            f"smoothing must be in [0, 1) (0 = off, 0.5 = default, 0.9 = strong), not {value!r}."
+            f"smoothing must be in [0, 1) (0 = off, 0.7 = default, 0.9 = strong), not {value!r}."
         )
     return strength
 
