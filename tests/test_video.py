@@ -360,10 +360,13 @@ def test_interrupt_leaves_target_untouched_and_no_temp(remover, clips, tmp_path,
     assert sorted(p.name for p in tmp_path.iterdir()) == [target]  # no temporary left
 
 
+FAKE_CLI = Path(__file__).with_name("fake_cli.py")  # the real CLI, with --backend fake offered
+
+
 def rmbg_cli(*args: str, cwd: Path) -> subprocess.Popen[str]:
     (cwd / "m.onnx").touch()  # the fake backend takes any model file and runs no network
     return subprocess.Popen(
-        [sys.executable, "-m", "rmbg", "video", *args, "--model", "m.onnx", "--backend", "fake"],
+        [sys.executable, str(FAKE_CLI), "video", *args, "--model", "m.onnx", "--backend", "fake"],
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

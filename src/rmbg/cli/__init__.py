@@ -85,6 +85,7 @@ COMMANDS: dict[str, Command] = {
         "run the PyTorch and OpenVINO backends side by side and print parity and timings",
     ),
     "info": Command("rmbg.cli.info", "versions, cache location and size, the model files in use"),
+    "video": Command("rmbg.cli.video", "cut the subject out of a clip (needs rmbg[video])"),
 }
 
 #: Library errors that mean "the options are wrong" rather than "something broke".
