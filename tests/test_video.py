@@ -233,7 +233,7 @@ def test_rotated_phone_clip_keeps_its_rotation(remover, clips, tmp_path):
     assert expected[0].shape == (48, 36)  # upright
     out = tmp_path / "phone.mov"
     result = remover.video(clip.path, out, smoothing=0)
-    assert result.rotation == 90
+    assert (result.size, result.rotation) == ((48, 36), 90)
     frames, info = decode(out)
     assert (info["width"], info["height"]) == (48, 36)  # stored sideways, as the source
     assert all(f.rotation == 90 for f in frames)
@@ -244,10 +244,30 @@ def test_rotated_phone_clip_keeps_its_rotation(remover, clips, tmp_path):
     plain, _ = decode(webm)
     assert plain[0].rotation == 90
     folder = tmp_path / "phone"
-    remover.video(clip.path, folder, smoothing=0)
+    result = remover.video(clip.path, folder, smoothing=0)
     from PIL import Image
 
     assert Image.open(folder / "frame_000001.png").size == (36, 48)  # PNG frames are upright
+    assert (result.size, result.rotation) == ((36, 48), 0)
+
+
+def test_rotated_clip_written_upright_when_pyav_cannot_write_rotation(
+    remover, clips, tmp_path, monkeypatch
+):
+    """PyAV before 18 (the last for Python 3.10 is 17) has no set_display_rotation."""
+    from rmbg.video import _streams
+
+    monkeypatch.setattr(_streams, "can_write_rotation", lambda: False)
+    clip = clips["rotated"]
+    expected = expected_masks(remover, clip.path)
+    out = tmp_path / "upright.mov"
+    result = remover.video(clip.path, out, smoothing=0)
+    assert (result.size, result.rotation) == ((36, 48), 0)
+    frames, info = decode(out)
+    assert (info["width"], info["height"]) == (36, 48)
+    assert all(f.rotation == 0 for f in frames)
+    for f, m in zip(frames, expected, strict=True):
+        np.testing.assert_array_equal(alpha_12bit(f), m)
 
 
 def test_cutout_options_apply_per_frame(remover, clips, tmp_path):

@@ -137,8 +137,9 @@ class VideoResult:
         path: The output file or folder.
         format: Its format.
         frames: Frames written.
-        size: ``(width, height)`` as stored.
-        rotation: Display rotation kept (degrees counter-clockwise).
+        size: ``(width, height)`` of the frames as written.
+        rotation: Display rotation written with them (degrees counter-clockwise): the input's
+            for a video file, 0 for PNG frames (written upright, as with a PyAV older than 18).
         duration: Seconds from the first frame's timestamp to the last frame's end.
         seconds: Wall-clock processing time.
         audio: What happened to each audio stream (``"aac copied"``, ``"aac transcoded to
@@ -316,8 +317,8 @@ def _run(
         path=target,
         format=fmt,
         frames=writer.frames,
-        size=reader.size,
-        rotation=reader.rotation,
+        size=writer.size,
+        rotation=writer.rotation,
         duration=None if start is None or end is None else end - start,
         seconds=seconds,
         audio=tuple(writer.audio_note),

@@ -24,7 +24,7 @@ from .._png import encode_png
 from ..errors import BackendUnavailableError, InvalidVideoError
 from ._formats import Encoding
 
-__all__ = ["Frame", "Reader", "Writer", "atomic_target", "import_av"]
+__all__ = ["Frame", "Reader", "Writer", "atomic_target", "can_write_rotation", "import_av"]
 
 logger = logging.getLogger("rmbg")
 
@@ -38,6 +38,12 @@ def import_av() -> Any:
             'Video needs PyAV (its wheels bundle FFmpeg): pip install "rmbg[video]"'
         ) from exc
     return av
+
+
+def can_write_rotation() -> bool:
+    """Whether this PyAV can write a display rotation (``VideoStream.set_display_rotation``,
+    PyAV 18+); older ones get upright frames instead."""
+    return hasattr(import_av().video.stream.VideoStream, "set_display_rotation")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -263,7 +269,17 @@ class Writer:
         self.audio_note: list[str] = []
         self.container: Any = None
         self.stream: Any = None
-        self.rotation = 0
+        # the display rotation written with the frames stored as the input stores them; 0 when
+        # the frames are written upright instead (PNG files, or a PyAV that cannot write it)
+        keep = encoding.container is not None and can_write_rotation()
+        self.rotation = reader.rotation if keep else 0
+        quarter = (reader.rotation // 90) % 2 == 1 and not keep
+        self.size = (size[1], size[0]) if quarter else size
+        if reader.rotation and not keep and encoding.container is not None:
+            logger.info(
+                "PyAV %s cannot write a display rotation (PyAV 18 can): frames written upright",
+                av.__version__,
+            )
         if encoding.container is None:  # PNG sequence: frames are files, audio goes beside them
             target.mkdir()
             if audio and reader.audio:
@@ -271,7 +287,7 @@ class Writer:
                 self._add_audio(reader)
             return
         self.container = av.open(str(target), "w", format=encoding.container)
-        width, height = size
+        width, height = self.size
         stream = self.container.add_stream(encoding.codec, options=dict(encoding.options))
         stream.width, stream.height = width, height
         stream.pix_fmt = encoding.pix_fmt
@@ -279,9 +295,8 @@ class Writer:
         stream.codec_context.time_base = reader.time_base
         if reader.rate:
             stream.codec_context.framerate = reader.rate
-        if reader.rotation:
-            stream.set_display_rotation(reader.rotation)
-            self.rotation = reader.rotation
+        if self.rotation:
+            stream.set_display_rotation(self.rotation)
         stream.thread_type = "AUTO"
         self.stream = stream
         if audio:
