@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from ._streams import import_av
+from ..errors import UnsupportedOptionError
+from ._streams import can_write_rotation, import_av
 
 __all__ = ["Clip", "make_clip"]
 
@@ -104,6 +105,10 @@ def make_clip(
         stream.time_base = time_base
         stream.codec_context.time_base = time_base
         if rotation:
+            if not can_write_rotation():
+                raise UnsupportedOptionError(
+                    f"PyAV {av.__version__} cannot write a display rotation; PyAV 18 can."
+                )
             stream.set_display_rotation(rotation)
         sound = None
         if audio:
