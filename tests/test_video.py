@@ -273,8 +273,8 @@ def test_rotated_clip_written_upright_when_pyav_cannot_write_rotation(
     """PyAV before 18 (the last for Python 3.10 is 17) has no set_display_rotation."""
     from rmbg.video import _streams
 
+    clip = clips["rotated"]  # made before PyAV is made to look old
     monkeypatch.setattr(_streams, "can_write_rotation", lambda: False)
-    clip = clips["rotated"]
     expected = expected_masks(remover, clip.path)
     out = tmp_path / "upright.mov"
     result = remover.video(clip.path, out, smoothing=0)
