@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
@@ -135,7 +136,7 @@ class Backend(abc.ABC):
         source: ModelSource,
         *,
         precision: str = "auto",
-        cache_dir: Path | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
         options: BackendOptions | Mapping[str, Any] | None = None,
     ) -> None:
         if precision not in self.precisions:
@@ -150,7 +151,7 @@ class Backend(abc.ABC):
             )
         self.source = source
         self.precision = precision
-        self.cache_dir = cache_dir
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.options = self.Options.parse(options, self.name)
         self.setup()
 
