@@ -11,7 +11,7 @@ import hmac
 import http
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI
@@ -175,7 +175,9 @@ def v1_parser(kind: str) -> Parser:
     return parse
 
 
-def error_response(kind: str, status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    kind: str, status: int, detail: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse({"error": kind, "detail": detail}, status_code=status, headers=headers)
 
 
@@ -197,7 +199,9 @@ class TokenAuth:
                 given = value
         if not hmac.compare_digest(given, self.expected):
             detail = (
-                "Wrong bearer token." if given else "This service needs 'Authorization: Bearer <token>'."
+                "Wrong bearer token."
+                if given
+                else "This service needs 'Authorization: Bearer <token>'."
             )
             response = error_response(
                 "Unauthorized", 401, detail, {"WWW-Authenticate": 'Bearer realm="rmbg"'}
@@ -335,4 +339,3 @@ def add_routes(app: FastAPI, service: Service) -> None:
     @app.get("/v1/info", tags=["service"], summary="Model, backend, device, limits, versions")
     async def info() -> dict[str, Any]:
         return openapi.describe(service.remover, service.settings, service.gate)
-

@@ -209,7 +209,9 @@ def decode_base64(text: str) -> bytes:
             raise InvalidImageError("A data: URL image must be base64 ('data:image/png;base64,').")
     compact = "".join(text.split())
     try:
-        return base64.b64decode(compact + "=" * (-len(compact) % 4), altchars=_alt(compact))
+        return base64.b64decode(
+            compact + "=" * (-len(compact) % 4), altchars=_alt(compact), validate=True
+        )
     except (binascii.Error, ValueError):
         raise InvalidImageError("'image' is not valid base64.") from None
 
@@ -249,7 +251,7 @@ def fetch_url(url: str, settings: Settings) -> bytes:
         with opener.open(url, timeout=10) as response:
             if response.status != 200:
                 raise InvalidImageError(f"Fetching {url} gave HTTP {response.status}.")
-            data = response.read(limit + 1)
+            data: bytes = response.read(limit + 1)
     except urllib.error.HTTPError as exc:
         raise InvalidImageError(f"Fetching {url} gave HTTP {exc.code}.") from None
     except (urllib.error.URLError, OSError) as exc:
