@@ -48,7 +48,7 @@ STARTUP = 60.0  # seconds for a server to say where it listens and load its mode
 class Server:
     """A ``python -m rmbg.serve`` subprocess; ``url`` once it listens."""
 
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], *, ready: bool = True) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "rmbg.serve", "--host", "127.0.0.1", "--port", "0", *args],
             stdout=subprocess.DEVNULL,
@@ -63,7 +63,8 @@ class Server:
         if not self._found.wait(STARTUP):
             self.stop()
             raise AssertionError("server did not start:\n" + "".join(self.log))
-        self.wait_ready()
+        if ready:
+            self.wait_ready()
 
     def _read(self) -> None:
         assert self.proc.stderr is not None
@@ -546,6 +547,26 @@ def test_deadline_gives_504_and_frees_the_slot(env, fake_model, photo) -> None:
         assert "rmbg_images_in_flight 0" in metrics
         assert "rmbg_admitted 0" in metrics
         assert c.get("/health/ready").status_code == 200
+
+
+def test_not_ready_until_the_model_is_loaded(env, fake_model, photo) -> None:
+    # the startup inference (warmup) takes 3 s here: the server listens before it is done
+    server = Server([*fake_model, "--backend-option", "delay=3"], env, ready=False)
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as c:
+            assert c.get("/health/live").status_code == 200
+            r = c.get("/health/ready")
+            assert r.status_code == 503
+            assert r.json()["status"] == "loading"
+            r = c.post("/v1/cutout", content=photo, headers=jpeg(photo))
+            assert r.status_code == 503
+            assert r.json()["error"] == "NotReady"
+            assert int(r.headers["retry-after"]) >= 1
+            assert "rmbg_model_ready 0" in c.get("/metrics").text
+            server.wait_ready()
+            assert "rmbg_model_ready 1" in c.get("/metrics").text
+    finally:
+        server.stop()
 
 
 def test_sigterm_finishes_the_request_in_flight_and_exits_0(env, fake_model, library, photo):
