@@ -108,7 +108,9 @@ class Service:
     def __init__(self, args: list[str], env: dict[str, str]) -> None:
         # uvicorn says where it listens at info level (the log is read and dropped)
         cmd = [sys.executable, "-m", "rmbg.serve", "--port", "0", "--log-level", "info", *args]
-        self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
+        )
         self.url = ""
         found = threading.Event()
 
@@ -197,9 +199,9 @@ def main() -> int:
         info = httpx.get(s.url + "/v1/info").json()
         results["service"] = {"workers": info["workers"], "max_queue": info["max_queue"]}
         for name, body in photos.items():
-            base = 3 if args.quick else (6 if name == "12MP" else 12)
+            base = 2 if args.quick else (6 if name == "12MP" else 12)
             for clients in CLIENTS:
-                total = max(base, 2 * clients)
+                total = max(base, clients if args.quick else 2 * clients)
 
                 def direct(_: Any, body: bytes = body) -> None:
                     remover.cutout(body, output="png")

@@ -292,6 +292,17 @@ def test_rembg_fields(client, library, photo) -> None:
 
 
 # -- bad input, each with its status and the library's message -------------------------------------
+def wait_for_metric(client: httpx.Client, text: str, seconds: float = 15.0) -> str:
+    """The metrics once they contain ``text`` (fails after ``seconds``)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        metrics = client.get("/metrics").text
+        if text in metrics:
+            return metrics
+        assert time.monotonic() < deadline, f"{text!r} never appeared in the metrics"
+        time.sleep(0.02)
+
+
 def library_message(call) -> str:
     with pytest.raises((InvalidImageError, UnsupportedOptionError)) as info:
         call()
@@ -533,6 +544,26 @@ def test_full_queue_gives_503_and_every_200_is_a_correct_image(env, fake_model, 
         assert c.post("/v1/cutout", content=photo, headers=jpeg(photo)).status_code == 200
 
 
+def test_a_client_that_leaves_gives_up_its_place(env, fake_model, photo) -> None:
+    args = ("--workers", "1", "--backend-option", "delay=1.0")
+    with serving(env, *fake_model, *args) as s, httpx.Client(base_url=s.url, timeout=60) as c:
+        with cf.ThreadPoolExecutor(1) as pool:
+            first = pool.submit(c.post, "/v1/mask", content=photo, headers=jpeg(photo))
+            wait_for_metric(c, "rmbg_images_in_flight 1")
+            host, port = s.url.removeprefix("http://").split(":")
+            with socket.create_connection((host, int(port))) as sock:  # queued, then gone
+                sock.sendall(
+                    b"POST /v1/mask HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+                    b"Content-Length: %d\r\n\r\n%s" % (len(photo), photo)
+                )
+                wait_for_metric(c, "rmbg_queue_depth 1")
+            assert "rmbg_queue_depth 0" in wait_for_metric(c, 'status="499"')
+            assert first.result(30).status_code == 200
+        # the one that left was never computed: nothing is in flight once the first is answered
+        assert "rmbg_images_in_flight 0" in c.get("/metrics").text
+        assert c.post("/v1/mask", content=photo, headers=jpeg(photo)).status_code == 200
+
+
 def test_deadline_gives_504_and_frees_the_slot(env, fake_model, photo) -> None:
     args = ("--workers", "1", "--max-queue", "4", "--timeout", "0.6", "--backend-option",
             "delay=1.0")  # fmt: skip
@@ -574,10 +605,7 @@ def test_sigterm_finishes_the_request_in_flight_and_exits_0(env, fake_model, lib
     try:
         with httpx.Client(base_url=server.url, timeout=60) as c, cf.ThreadPoolExecutor(1) as pool:
             pending = pool.submit(c.post, "/v1/cutout", content=photo, headers=jpeg(photo))
-            deadline = time.monotonic() + 10
-            while "rmbg_images_in_flight 1" not in c.get("/metrics").text:
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
+            wait_for_metric(c, "rmbg_images_in_flight 1")
             server.proc.send_signal(signal.SIGTERM)
             r = pending.result(30)
             assert r.status_code == 200

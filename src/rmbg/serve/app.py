@@ -11,8 +11,8 @@ import hmac
 import http
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from typing import Any, TypeVar
 
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -25,7 +25,7 @@ from .._version import __version__
 from ..errors import RmbgError
 from ..options import CutoutOptions, MaskOptions
 from . import openapi
-from .errors import Busy, HTTPError, NotReady, Timeout, status_of
+from .errors import Busy, ClientGone, HTTPError, NotReady, Timeout, status_of
 from .inputs import RESERVED, Upload, fetch_url, merge, output_format, read_upload
 from .limits import BodyLimit, Gate
 from .metrics import Metrics, MetricsMiddleware
@@ -35,6 +35,8 @@ from .settings import Settings
 __all__ = ["Service", "create_app"]
 
 logger = logging.getLogger("rmbg.serve")
+
+T = TypeVar("T")
 
 #: Paths answered without a token (probes must work without secrets).
 OPEN_PATHS = frozenset({"/health/live", "/health/ready"})
@@ -145,12 +147,33 @@ class Service:
             render, self.remover, kind, upload.image, options, fmt, quality, upload.background
         )
         del upload
-        result, waited = await gate.run(work)
+        result, waited = await until_disconnect(request, gate.run(work))
         self.metrics.observe_queue_wait(waited)
         headers = {"Server-Timing": server_timing(read, waited, result)}
         if ignored:
             headers["X-Rmbg-Ignored"] = ", ".join(ignored)
         return Response(result.data, media_type=result.media_type, headers=headers)
+
+
+async def until_disconnect(request: Request, work: Coroutine[Any, Any, T]) -> T:
+    """``work``'s result, unless the client goes away first: then the request leaves the queue
+    (or, computing, drops its result) and answers 499, which nobody reads but the metrics."""
+    computing = asyncio.ensure_future(work)
+
+    async def gone() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    watching = asyncio.ensure_future(gone())
+    try:
+        await asyncio.wait({computing, watching}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watching.cancel()
+        if not computing.done():
+            computing.cancel()
+    if computing.done() and not computing.cancelled():
+        return computing.result()
+    raise ClientGone("The client closed the connection before the answer was ready.")
 
 
 def server_timing(read: float, waited: float, result: Rendered) -> str:

@@ -15,6 +15,7 @@ error                           status  when
 ``Busy``                         503    the queue is full (``Retry-After``)
 ``NotReady``                     503    the model is still loading (``Retry-After``)
 ``Timeout``                      504    past the per-request deadline
+``ClientGone``                   499    the client left first (counted, never read)
 ==============================  ======  ===============================================
 """
 
@@ -24,6 +25,7 @@ from ..errors import ImageTooLargeError, InvalidImageError, RmbgError, Unsupport
 
 __all__ = [
     "Busy",
+    "ClientGone",
     "HTTPError",
     "NotReady",
     "PayloadTooLarge",
@@ -68,6 +70,12 @@ class PayloadTooLarge(HTTPError):
 
 class UnsupportedMediaType(HTTPError):
     status = 415
+
+
+class ClientGone(HTTPError):
+    """The client disconnected while its request waited or computed (nginx's 499)."""
+
+    status = 499
 
 
 class Busy(HTTPError):
