@@ -20,7 +20,14 @@ from typing import Any
 from ..errors import RmbgError
 from .settings import Settings
 
-__all__ = ["add_arguments", "main", "require_extra", "run"]
+__all__ = [
+    "add_arguments",
+    "add_model_arguments",
+    "add_service_arguments",
+    "main",
+    "require_extra",
+    "run",
+]
 
 logger = logging.getLogger("rmbg.serve")
 
@@ -76,10 +83,19 @@ def _count(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of ``rmbg serve``."""
-    from ..backends import available_backends
-    from ..backends.base import PRECISIONS
+    """The flags of ``python -m rmbg.serve``: the service's, the model's and ``--log-level``."""
+    add_service_arguments(parser)
+    add_model_arguments(parser)
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=("critical", "error", "warning", "info", "debug"),
+        help="default: info",
+    )
 
+
+def add_service_arguments(parser: argparse.ArgumentParser) -> None:
+    """Network, security and load flags (what :class:`Settings` holds, and ``--max-pixels``)."""
     d = Settings()
     net = parser.add_argument_group("network")
     net.add_argument("--host", default=d.host, help=f"interface to bind (default: {d.host})")
@@ -138,6 +154,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="largest image in pixels; larger gets 413 (default: 89,478,485; 0: no limit)",
     )
 
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--model``, ``--backend``, ``--device``... (the same flags as the other commands)."""
+    from ..backends import available_backends
+    from ..backends.base import PRECISIONS
+
     model = parser.add_argument_group("model")
     model.add_argument(
         "--model",
@@ -159,12 +181,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="backend option (VALUE as JSON when it parses; dots nest), e.g. "
         "performance_hint=LATENCY (default: the backend's throughput settings)",
-    )
-    parser.add_argument(
-        "--log-level",
-        default="info",
-        choices=("critical", "error", "warning", "info", "debug"),
-        help="default: info",
     )
 
 
@@ -212,7 +228,8 @@ def run(args: argparse.Namespace) -> int:
 
     from .app import create_app
 
-    _logging(args.log_level)
+    level = getattr(args, "log_level", None) or _level(args)
+    _logging(level)
     settings = settings_from_args(args)
     remover = remover_from_args(args)
     if settings.public and settings.token is None:
@@ -226,7 +243,7 @@ def run(args: argparse.Namespace) -> int:
         app,
         host=settings.host,
         port=settings.port,
-        log_level=args.log_level,
+        log_level=level,
         timeout_graceful_shutdown=int(settings.timeout) + 5,
         server_header=False,
     )
@@ -248,6 +265,13 @@ def run(args: argparse.Namespace) -> int:
     if not server.started:
         return EXIT_ERROR
     return EXIT_SIGINT if signal.SIGINT in received else 0
+
+
+def _level(args: argparse.Namespace) -> str:
+    """The log level of the ``rmbg`` command's ``-v``/``-q`` flags."""
+    if getattr(args, "quiet", False):
+        return "error"
+    return "debug" if getattr(args, "verbose", 0) > 1 else "info"
 
 
 def _logging(level: str) -> None:
