@@ -200,7 +200,12 @@ def main() -> int:
     # a deadline no cell reaches: the comparison is of throughput, not of 504s
     with service(["--model", args.checkpoint, "--timeout", "3600"], env) as s:
         info = httpx.get(s.url + "/v1/info").json()
-        results["service"] = {"workers": info["workers"], "max_queue": info["max_queue"]}
+        results["service"] = {
+            "workers": info["workers"],
+            "max_queue": info["max_queue"],
+            "rss_mb_ready": round(s.rss_mb(), 1),
+        }
+        print(f"# service: {results['service']}")
         for name, body in photos.items():
             base = 2 if args.quick else (6 if name == "12MP" else 12)
             for clients in CLIENTS:
@@ -237,6 +242,7 @@ def main() -> int:
         capacity = info["workers"] + info["max_queue"]
         results["burst"] = burst(s.url, photos[args.sizes[0]], capacity + 8)
         print(f"burst of {capacity + 8} (capacity {capacity}): {results['burst']}")
+        results["service"]["rss_mb_end"] = round(s.rss_mb(), 1)
     if not args.no_soak:
         soak_args = ["--model", args.checkpoint] if args.soak_real else fake_args(cache)
         results["soak"] = soak(soak_args, env, photo(SIZES["1MP"]), args.soak)

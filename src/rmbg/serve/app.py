@@ -21,7 +21,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from .._version import __version__
+from .. import __version__
 from ..errors import RmbgError
 from ..options import CutoutOptions, MaskOptions
 from . import openapi

@@ -11,7 +11,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from .._version import __version__
+from .. import __version__
 from ..options import CutoutOptions, MaskOptions
 from .settings import FORMATS, Settings
 
