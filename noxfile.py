@@ -1,6 +1,7 @@
 """Developer sessions: ``nox -s tests`` (the README's test command, also what CI runs), ``lint``,
 ``typecheck``, ``build``, ``bench`` (the benchmark suite, see ``docs/performance.md``),
-``bench_video`` (``benchmarks/video.py``, see ``docs/video.md``).
+``bench_video`` (``benchmarks/video.py``, see ``docs/video.md``),
+``bench_serve`` (the HTTP service against the library, see ``docs/serve.md``).
 
 CPU PyTorch is installed first (``torch==2.13.0`` resolves to a local CPU wheel on the project's
 machines; any other torch requirement would pull several GB of CUDA wheels).
@@ -154,4 +155,16 @@ def bench_video(session: nox.Session) -> None:
     checkpoint = standin_checkpoint(session)
     session.run(
         "python", "benchmarks/video.py", *session.posargs, env={"RMBG_TEST_CHECKPOINT": checkpoint}
+    )
+
+
+@nox.session
+def bench_serve(session: nox.Session) -> None:
+    """``rmbg serve`` against the library, side by side on 127.0.0.1 (``benchmarks/serve.py``;
+    arguments after ``--`` go to it, e.g. ``nox -s bench_serve -- --quick``)."""
+    session.install(TORCH)
+    session.install("-e", ".[bench,test]")
+    checkpoint = standin_checkpoint(session)
+    session.run(
+        "python", "benchmarks/serve.py", *session.posargs, env={"RMBG_TEST_CHECKPOINT": checkpoint}
     )

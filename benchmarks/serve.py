@@ -98,8 +98,32 @@ def concurrent_run(clients: int, total: int, call: Callable[[Any], Any], make: A
         t.start()
     for t in threads:
         t.join()
-    wall = time.perf_counter() - started
-    return {**percentiles(latencies), "images_per_s": len(latencies) / wall, "errors": errors}
+    return {"latencies": latencies, "wall": time.perf_counter() - started, "errors": errors}
+
+
+def interleaved(clients: int, total: int, runs: dict[str, tuple[Any, Any]], rounds: int) -> dict:
+    """Each of ``runs`` (name -> (call, make)) for ``total`` calls, in ``rounds`` alternating
+    rounds (ABBA...), so that a machine getting busier or quieter weighs on all alike."""
+    pooled: dict[str, dict[str, Any]] = {
+        k: {"latencies": [], "wall": 0.0, "errors": []} for k in runs
+    }
+    per_round = max(clients, -(-total // rounds))
+    for r in range(rounds):
+        for name in list(runs) if r % 2 == 0 else list(reversed(runs)):
+            call, make = runs[name]
+            res = concurrent_run(clients, per_round, call, make)
+            for key in ("latencies", "errors"):
+                pooled[name][key] += res[key]
+            pooled[name]["wall"] += res["wall"]
+    return {
+        name: {
+            **percentiles(p["latencies"]),
+            "images_per_s": len(p["latencies"]) / p["wall"],
+            "requests": len(p["latencies"]) + len(p["errors"]),
+            "errors": p["errors"],
+        }
+        for name, p in pooled.items()
+    }
 
 
 class Service:
@@ -214,11 +238,13 @@ def main() -> int:
                 def direct(_: Any, body: bytes = body) -> None:
                     remover.cutout(body, output="png")
 
-                d = concurrent_run(clients, total, direct, contextlib.nullcontext)
-                h = concurrent_run(
-                    clients, total, post(s.url + "/v1/cutout", body),
-                    lambda: httpx.Client(timeout=600),
+                both = interleaved(
+                    clients, total, {
+                        "direct": (direct, contextlib.nullcontext),
+                        "http": (post(s.url + "/v1/cutout", body), lambda: httpx.Client(timeout=600)),
+                    }, rounds=2,
                 )  # fmt: skip
+                d, h = both["direct"], both["http"]
                 cell = {"size": name, "clients": clients, "requests": total, "direct": d, "http": h}
                 results["cells"].append(cell)
                 print(
