@@ -126,12 +126,19 @@ def interleaved(clients: int, total: int, runs: dict[str, tuple[Any, Any]], roun
     }
 
 
+#: ``rmbg serve``, with the fake backend offered for the soak (the CLI hides it from users).
+LAUNCH = (
+    "import sys, rmbg.cli.flags as flags; flags.HIDDEN_BACKENDS = frozenset(); "
+    "from rmbg.cli import main; sys.exit(main(['serve', *sys.argv[1:]]))"
+)
+
+
 class Service:
-    """``python -m rmbg.serve`` on 127.0.0.1, a free port read back from its log."""
+    """``rmbg serve`` on 127.0.0.1, a free port read back from its log."""
 
     def __init__(self, args: list[str], env: dict[str, str]) -> None:
         # uvicorn says where it listens at info level (the log is read and dropped)
-        cmd = [sys.executable, "-m", "rmbg.serve", "--port", "0", "--log-level", "info", *args]
+        cmd = [sys.executable, "-c", LAUNCH, "--port", "0", *args]
         self.proc = subprocess.Popen(
             cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
         )

@@ -1,4 +1,4 @@
-"""``rmbg serve`` through real HTTP: ``python -m rmbg.serve`` on 127.0.0.1 (port 0, read back from
+"""``rmbg serve`` through real HTTP: the ``rmbg serve`` command on 127.0.0.1 (port 0, read back from
 uvicorn's log) in a subprocess, an httpx client, the process always stopped in the fixture.
 
 Most servers run the fake backend (``--backend fake`` with an empty ``model.onnx``, as the CLI
@@ -45,12 +45,20 @@ PHOTOS = ROOT / "src" / "rmbg" / "data" / "photos"
 STARTUP = 60.0  # seconds for a server to say where it listens and load its model
 
 
+#: ``rmbg serve`` with the fake backend offered (the CLI hides it from users; tests unhide it in
+#: the process they drive, as tests/test_cli.py does in its own).
+LAUNCH = (
+    "import sys, rmbg.cli.flags as flags; flags.HIDDEN_BACKENDS = frozenset(); "
+    "from rmbg.cli import main; sys.exit(main(['serve', *sys.argv[1:]]))"
+)
+
+
 class Server:
-    """A ``python -m rmbg.serve`` subprocess; ``url`` once it listens."""
+    """An ``rmbg serve`` subprocess; ``url`` once it listens."""
 
     def __init__(self, args: list[str], env: dict[str, str], *, ready: bool = True) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "rmbg.serve", "--host", "127.0.0.1", "--port", "0", *args],
+            [sys.executable, "-c", LAUNCH, "--host", "127.0.0.1", "--port", "0", *args],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             env=env,
@@ -152,6 +160,16 @@ def decode(data: bytes) -> np.ndarray:
 
 def jpeg(_: bytes) -> dict[str, str]:
     return {"content-type": "image/jpeg"}
+
+
+def test_python_m_rmbg_serve_is_the_serve_command(env) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "rmbg.serve", "--help"], env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("usage: rmbg serve")
+    assert "--max-queue" in out.stdout
+    assert "fake" not in out.stdout  # the test backend is not offered to users
 
 
 # -- endpoints and encodings ---------------------------------------------------------------------

@@ -86,6 +86,7 @@ COMMANDS: dict[str, Command] = {
     ),
     "info": Command("rmbg.cli.info", "versions, cache location and size, the model files in use"),
     "video": Command("rmbg.cli.video", "cut the subject out of a clip (needs rmbg[video])"),
+    "serve": Command("rmbg.cli.serve", "serve background removal over HTTP (needs rmbg[serve])"),
 }
 
 #: Library errors that mean "the options are wrong" rather than "something broke".

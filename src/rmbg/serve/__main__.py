@@ -1,10 +1,10 @@
-"""``python -m rmbg.serve``: the same as ``rmbg serve``."""
+"""``python -m rmbg.serve [flags]``: the same as ``rmbg serve [flags]``."""
 
 from __future__ import annotations
 
 import sys
 
-from .command import main
+from ..cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["serve", *sys.argv[1:]]))

@@ -4,7 +4,6 @@ encoding of the result. Everything here is blocking and runs off the event loop.
 from __future__ import annotations
 
 import dataclasses
-import io
 import time
 from typing import Any
 
@@ -14,8 +13,6 @@ from ..options import CutoutOptions, MaskOptions
 __all__ = ["MEDIA_TYPES", "Rendered", "render"]
 
 MEDIA_TYPES: dict[str, str] = {"png": "image/png", "webp": "image/webp", "jpg": "image/jpeg"}
-#: JPEG quality when ``quality=`` is not given (the CLI's default too).
-JPEG_QUALITY = 95
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,8 +36,8 @@ def render(
 ) -> Rendered:
     """Run ``remover.mask``/``remover.cutout`` on ``image`` and encode the result as ``fmt``.
 
-    PNG comes from the facade itself (``output="png"``, rmbg's fast encoder); WebP (lossless
-    unless ``quality``) and JPEG from Pillow.
+    PNG comes from the facade itself (``output="png"``); WebP (lossless unless ``quality``) and
+    JPEG from :func:`rmbg.io.encode_image`, the encoder the CLI uses.
 
     Raises:
         UnsupportedOptionError: A background image with a mask, or JPEG for a transparent cutout.
@@ -72,19 +69,7 @@ def render(
 
 
 def encode(image: Any, fmt: str, quality: int | None) -> bytes:
-    """A PIL result as WebP (lossless unless ``quality``) or JPEG, keeping its ICC profile."""
-    params: dict[str, Any] = {}
-    icc = image.info.get("icc_profile")
-    if icc:
-        params["icc_profile"] = icc
-    buf = io.BytesIO()
-    if fmt == "webp":
-        if quality is None:
-            image.save(buf, "WEBP", lossless=True, **params)
-        else:
-            image.save(buf, "WEBP", quality=quality, **params)
-    elif fmt == "jpg":
-        image.save(buf, "JPEG", quality=quality or JPEG_QUALITY, **params)
-    else:  # pragma: no cover - output_format() only lets the formats above through
-        raise UnsupportedOptionError(f"unknown format {fmt!r}")
-    return buf.getvalue()
+    """A PIL result as WebP (lossless unless ``quality``) or JPEG: rmbg's one encoder."""
+    from ..io import encode_image
+
+    return encode_image(image, fmt, quality=quality)

@@ -1,71 +1,33 @@
-"""``rmbg serve`` / ``python -m rmbg.serve``: flags, the remover, uvicorn, a graceful exit.
+"""``rmbg serve`` (also ``python -m rmbg.serve``): the HTTP service of :mod:`rmbg.serve`.
 
-``add_arguments(parser)`` and ``run(args)`` follow the CLI's subcommand contract; nothing here
-imports the web stack until ``run`` starts the server.
+The service's flags are here, the model flags are the other commands' (:mod:`rmbg.cli.flags`).
+Nothing imports the web stack until :func:`run` starts the server.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal
-import sys
-from collections.abc import Sequence
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from ..errors import RmbgError
-from .settings import Settings
+from ..serve import Settings, require_extra
+from .flags import add_model_arguments, backend_options_from_args
+from .runtime import EXIT_FAILED, EXIT_SIGINT
 
-__all__ = [
-    "add_arguments",
-    "add_model_arguments",
-    "add_service_arguments",
-    "main",
-    "require_extra",
-    "run",
-]
+__all__ = ["add_arguments", "run", "settings_from_args"]
 
 logger = logging.getLogger("rmbg.serve")
 
-EXIT_ERROR = 1
-EXIT_SIGINT = 128 + 2
-INSTALL_HINT = 'rmbg serve needs the serve extra: pip install "rmbg[serve]"'
-
-
-def require_extra() -> None:
-    """Raise ImportError naming the extra when FastAPI or uvicorn is missing."""
-    try:
-        import fastapi  # noqa: F401
-        import multipart  # noqa: F401  (python-multipart, for form uploads)
-        import uvicorn  # noqa: F401
-    except ImportError as exc:
-        raise ImportError(f"{INSTALL_HINT} ({exc})") from exc
-
-
-def _backend_option(text: str) -> tuple[str, Any]:
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    try:
-        parsed: Any = json.loads(value)
-    except ValueError:
-        parsed = value
-    return key.strip(), parsed
-
-
-def _backend_options(pairs: Sequence[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        *parents, leaf = key.split(".")
-        node = out
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return out
+EXAMPLES = """\
+examples:
+  rmbg serve --model ./checkpoint                  # http://127.0.0.1:7000 (docs/serve.md)
+  RMBG_TOKEN=s3cret rmbg serve --host 0.0.0.0      # bearer token on all but /health/*
+  rmbg serve --max-queue 32 --timeout 30 --max-upload-mb 20
+  curl -sS -F file=@photo.jpg http://127.0.0.1:7000/v1/cutout -o cutout.png
+"""
 
 
 def _positive_float(text: str) -> float:
@@ -83,15 +45,10 @@ def _count(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of ``python -m rmbg.serve``: the service's, the model's and ``--log-level``."""
+    """The service's flags and the model flags."""
+    parser.epilog = EXAMPLES
     add_service_arguments(parser)
     add_model_arguments(parser)
-    parser.add_argument(
-        "--log-level",
-        default="info",
-        choices=("critical", "error", "warning", "info", "debug"),
-        help="default: info",
-    )
 
 
 def add_service_arguments(parser: argparse.ArgumentParser) -> None:
@@ -155,35 +112,6 @@ def add_service_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--model``, ``--backend``, ``--device``... (the same flags as the other commands)."""
-    from ..backends import available_backends
-    from ..backends.base import PRECISIONS
-
-    model = parser.add_argument_group("model")
-    model.add_argument(
-        "--model",
-        help="Hub repo id, checkpoint folder, .safetensors, .onnx or OpenVINO .xml "
-        "(default: $RMBG_MODEL, else briaai/RMBG-1.4)",
-    )
-    model.add_argument("--revision", help="Hub revision of --model")
-    model.add_argument("--cache-dir", type=Path, metavar="DIR", help="rmbg's model cache")
-    model.add_argument(
-        "--backend", default="openvino", choices=available_backends(), help="default: openvino"
-    )
-    model.add_argument("--device", help="OpenVINO AUTO (default), CPU, GPU...; torch cpu, cuda")
-    model.add_argument("--precision", default="auto", choices=PRECISIONS, help="default: auto")
-    model.add_argument(
-        "--backend-option",
-        type=_backend_option,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="backend option (VALUE as JSON when it parses; dots nest), e.g. "
-        "performance_hint=LATENCY (default: the backend's throughput settings)",
-    )
-
-
 def settings_from_args(args: argparse.Namespace) -> Settings:
     return Settings(
         host=args.host,
@@ -205,7 +133,7 @@ def remover_from_args(args: argparse.Namespace) -> Any:
     from ..backends import get_backend
     from ..remover import BackgroundRemover
 
-    options = {**get_backend(args.backend).batch_options, **_backend_options(args.backend_option)}
+    options = {**get_backend(args.backend).batch_options, **backend_options_from_args(args)}
     kwargs: dict[str, Any] = {}
     if args.max_pixels is not None:
         kwargs["max_pixels"] = args.max_pixels or None
@@ -226,10 +154,10 @@ def run(args: argparse.Namespace) -> int:
     require_extra()
     import uvicorn
 
-    from .app import create_app
+    from ..serve.app import create_app
 
-    level = getattr(args, "log_level", None) or _level(args)
-    _logging(level)
+    level = "error" if args.quiet else ("debug" if args.verbose > 1 else "info")
+    logger.setLevel(level.upper())  # "model ready" and the warnings below, unless -q
     settings = settings_from_args(args)
     remover = remover_from_args(args)
     if settings.public and settings.token is None:
@@ -263,35 +191,5 @@ def run(args: argparse.Namespace) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if not server.started:
-        return EXIT_ERROR
+        return EXIT_FAILED
     return EXIT_SIGINT if signal.SIGINT in received else 0
-
-
-def _level(args: argparse.Namespace) -> str:
-    """The log level of the ``rmbg`` command's ``-v``/``-q`` flags."""
-    if getattr(args, "quiet", False):
-        return "error"
-    return "debug" if getattr(args, "verbose", 0) > 1 else "info"
-
-
-def _logging(level: str) -> None:
-    log = logging.getLogger("rmbg")
-    if not log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
-        log.addHandler(handler)
-    log.setLevel(level.upper())
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m rmbg.serve [flags]``."""
-    parser = argparse.ArgumentParser(
-        prog="rmbg serve", description="Serve background removal over HTTP (docs/serve.md)."
-    )
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except (RmbgError, ImportError) as exc:
-        print(f"rmbg serve: error: {exc}", file=sys.stderr)  # noqa: T201
-        return EXIT_ERROR
