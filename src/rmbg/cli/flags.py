@@ -382,7 +382,11 @@ def resolve_source(args: argparse.Namespace) -> ModelSource:
 
 
 def remover_from_args(
-    args: argparse.Namespace, backend_options: dict[str, Any], *, batch: bool = False
+    args: argparse.Namespace,
+    backend_options: dict[str, Any],
+    *,
+    batch: bool = False,
+    load: bool = True,
 ) -> BackgroundRemover:
     """Create the remover of the model flags and load its engine now: once per run, with errors
     before any file is read.
@@ -393,6 +397,8 @@ def remover_from_args(
         batch: Several files: the backend's throughput settings first (OpenVINO: the THROUGHPUT
             hint, parallel streams, docs/performance.md); what the user set with
             ``--backend-option`` wins.
+        load: Compile the engine now (``rmbg serve`` leaves that to its start-up, so that its
+            readiness endpoint tells the truth).
     """
     from ..backends import get_backend
     from ..remover import BackgroundRemover
@@ -413,6 +419,8 @@ def remover_from_args(
         backend_options=backend_options,
         **kwargs,
     )
+    if not load:
+        return remover
     info = remover.info  # compiles the engine
     logger.info(
         "model ready in %.1f s: %s on %s (%s, %s)",

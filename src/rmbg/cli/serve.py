@@ -11,10 +11,9 @@ import logging
 import os
 import signal
 from types import FrameType
-from typing import Any
 
 from ..serve import Settings, require_extra
-from .flags import add_model_arguments, backend_options_from_args
+from .flags import add_model_arguments, backend_options_from_args, remover_from_args
 from .runtime import EXIT_FAILED, EXIT_SIGINT
 
 __all__ = ["add_arguments", "run", "settings_from_args"]
@@ -127,28 +126,6 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     )
 
 
-def remover_from_args(args: argparse.Namespace) -> Any:
-    """The remover every request shares. Concurrent requests are a batch: the backend's
-    throughput settings apply unless ``--backend-option`` says otherwise."""
-    from ..backends import get_backend
-    from ..remover import BackgroundRemover
-
-    options = {**get_backend(args.backend).batch_options, **backend_options_from_args(args)}
-    kwargs: dict[str, Any] = {}
-    if args.max_pixels is not None:
-        kwargs["max_pixels"] = args.max_pixels or None
-    return BackgroundRemover(
-        args.model,
-        backend=args.backend,
-        device=args.device,
-        precision=args.precision,
-        cache_dir=args.cache_dir,
-        revision=args.revision,
-        backend_options=options,
-        **kwargs,
-    )
-
-
 def run(args: argparse.Namespace) -> int:
     """Serve until SIGTERM or SIGINT; in-flight requests finish first. Exit 0 on SIGTERM."""
     require_extra()
@@ -159,7 +136,9 @@ def run(args: argparse.Namespace) -> int:
     level = "error" if args.quiet else ("debug" if args.verbose > 1 else "info")
     logger.setLevel(level.upper())  # "model ready" and the warnings below, unless -q
     settings = settings_from_args(args)
-    remover = remover_from_args(args)
+    # concurrent requests are a batch: the backend's throughput settings apply unless
+    # --backend-option says otherwise
+    remover = remover_from_args(args, backend_options_from_args(args), batch=True, load=False)
     if settings.public and settings.token is None:
         logger.warning(
             "listening on %s without a token: anyone who reaches this port can use it "
