@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import threading
 
 import numpy as np
@@ -146,3 +147,35 @@ def test_cutout_keeps_the_inputs_own_colours_and_transparency(remover):
     np.testing.assert_array_equal(cut[..., 3], combined_alpha(mask, rgba[..., 3]))
     assert (cut[:, :20, 3] == 0).all()  # transparent input pixels stay transparent
     assert (cut[:, 20:30, 3] <= 100).all()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"background": "#0a0", "feather": 1.5},
+        {"trim": True, "margin": 4, "threshold": 0.5, "invert": True},
+    ],
+)
+def test_remove_gives_cutout_and_mask_of_one_run_with_stage_times(remover, options):
+    """remove() = cutout() + mask() with the same options, from one network run."""
+    rgba = np.dstack([load_photo("coffee"), np.full(load_photo("coffee").shape[:2], 200, np.uint8)])
+    rgba[:40, :60, 3] = 0  # the input's own transparency survives into the cutout
+    before = remover.engine().calls
+    result = remover.remove(rgba, **options)
+    assert remover.engine().calls == before + 1
+    np.testing.assert_array_equal(result.cutout, remover.cutout(rgba, **options))
+    mask_options = {k: v for k, v in options.items() if k in ("feather", "threshold", "invert")}
+    np.testing.assert_array_equal(result.mask, remover.mask(rgba, **mask_options))
+    assert list(result.seconds) == [
+        "decode", "preprocess", "network", "postprocess", "shape", "compose", "encode"
+    ]
+    assert all(v >= 0 for v in result.seconds.values())
+
+
+def test_remove_output_applies_to_both_results(remover):
+    result = remover.remove(load_photo("chelsea"), output="png", background="white")
+    assert Image.open(io.BytesIO(result.cutout)).mode == "RGB"
+    assert Image.open(io.BytesIO(result.mask)).mode == "L"
+    with pytest.raises(UnsupportedOptionError, match="feather"):
+        remover.remove(load_photo("chelsea"), feather=-1)

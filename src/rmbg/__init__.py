@@ -54,6 +54,7 @@ __all__ = [
     "ModelSource",
     "ModelSpec",
     "QuantizationQualityError",
+    "Removal",
     "RmbgError",
     "RmbgWarning",
     "UnknownBackendError",
@@ -70,11 +71,12 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .default import default_remover, remove, remove_mask, set_default_remover
-    from .remover import BackgroundRemover
+    from .remover import BackgroundRemover, Removal
 
 
 _LAZY = {
     "BackgroundRemover": "remover",
+    "Removal": "remover",
     "remove": "default",
     "remove_mask": "default",
     "default_remover": "default",

@@ -5,7 +5,8 @@ backends' masks comparable (and what INT8's evaluation runs).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, MutableMapping
 
 import numpy as np
 from numpy.typing import NDArray
@@ -27,7 +28,19 @@ def predict(
     spec: ModelSpec = RMBG_1_4,
     *,
     normalize: Normalize = "minmax",
+    seconds: MutableMapping[str, float] | None = None,
 ) -> NDArray[np.uint8]:
-    """The reference mask of an ``HxWx3`` uint8 RGB array: ``HxW`` uint8, no shaping options."""
-    raw = network(preprocess(rgb, spec))
-    return postprocess(raw, (rgb.shape[0], rgb.shape[1]), normalize=normalize)
+    """The reference mask of an ``HxWx3`` uint8 RGB array: ``HxW`` uint8, no shaping options.
+
+    ``seconds``, when given, receives the wall time of ``preprocess``, ``network`` and
+    ``postprocess``.
+    """
+    t0 = time.perf_counter()
+    batch = preprocess(rgb, spec)
+    t1 = time.perf_counter()
+    raw = network(batch)
+    t2 = time.perf_counter()
+    mask = postprocess(raw, (rgb.shape[0], rgb.shape[1]), normalize=normalize)
+    if seconds is not None:
+        seconds.update(preprocess=t1 - t0, network=t2 - t1, postprocess=time.perf_counter() - t2)
+    return mask

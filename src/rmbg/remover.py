@@ -17,6 +17,7 @@ import functools
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypedDict
@@ -34,9 +35,28 @@ from .errors import UnsupportedOptionError
 from .options import CutoutKeywords, CutoutOptions, MaskKeywords, MaskOptions, Normalize
 from .specs import RMBG_1_4, ModelSpec
 
-__all__ = ["BackgroundRemover"]
+__all__ = ["BackgroundRemover", "Removal"]
 
 logger = logging.getLogger("rmbg")
+
+
+@dataclasses.dataclass(frozen=True)
+class Removal:
+    """What :meth:`BackgroundRemover.remove` returns: both results of one network run, and the
+    time each stage took.
+
+    Attributes:
+        cutout: The cutout, as :meth:`BackgroundRemover.cutout` returns it.
+        mask: The shaped mask (full size, before any trim), as :meth:`BackgroundRemover.mask`
+            returns it.
+        seconds: Wall time per stage, in pipeline order: ``decode``, ``preprocess``, ``network``,
+            ``postprocess``, ``shape`` (threshold/grow/feather/invert), ``compose`` (background,
+            trim) and ``encode`` (the output conversion of both results).
+    """
+
+    cutout: Any
+    mask: Any
+    seconds: Mapping[str, float]
 
 
 class BackgroundRemover:
@@ -300,12 +320,22 @@ class BackgroundRemover:
         return self._cutout(image, opts, device, output)
 
     def _shaped_mask(
-        self, loaded: _io.LoadedImage, opts: MaskOptions, device: str | None
+        self,
+        loaded: _io.LoadedImage,
+        opts: MaskOptions,
+        device: str | None,
+        seconds: dict[str, float] | None = None,
     ) -> NDArray[np.uint8]:
-        mask = self.predict(loaded.rgb, device=device, normalize=opts.normalize)
-        return _compose.shape_mask(
+        mask = _pipeline.predict(
+            self.engine(device), loaded.rgb, self.spec, normalize=opts.normalize, seconds=seconds
+        )
+        started = time.perf_counter()
+        shaped = _compose.shape_mask(
             mask, threshold=opts.threshold, feather=opts.feather, grow=opts.grow, invert=opts.invert
         )
+        if seconds is not None:
+            seconds["shape"] = time.perf_counter() - started
+        return shaped
 
     def _load(self, image: _io.ImageInput, opts: MaskOptions) -> _io.LoadedImage:
         return _io.load_image(image, exif_transpose=opts.exif_transpose, max_pixels=self.max_pixels)
@@ -324,7 +354,19 @@ class BackgroundRemover:
         output: _io.OutputKind,
     ) -> Any:
         loaded = self._load(image, opts)
-        mask = self._shaped_mask(loaded, opts, device)
+        out, _ = self._compose(loaded, opts, device, None)
+        return _io.to_output(out, loaded, output)
+
+    def _compose(
+        self,
+        loaded: _io.LoadedImage,
+        opts: CutoutOptions,
+        device: str | None,
+        seconds: dict[str, float] | None,
+    ) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+        """The cutout array and the shaped mask it was made from."""
+        mask = self._shaped_mask(loaded, opts, device, seconds)
+        started = time.perf_counter()
         out = _compose.compose(
             loaded.colors,  # the input's own colours, not the white-flattened network view
             mask,
@@ -341,7 +383,47 @@ class BackgroundRemover:
             if box is not None:
                 x0, y0, x1, y1 = box
                 out = np.ascontiguousarray(out[y0:y1, x0:x1])
-        return _io.to_output(out, loaded, output)
+        if seconds is not None:
+            seconds["compose"] = time.perf_counter() - started
+        return out, mask
+
+    def remove(
+        self,
+        image: _io.ImageInput,
+        options: CutoutOptions | MaskOptions | None = None,
+        *,
+        device: str | None = None,
+        output: _io.OutputKind = "auto",
+        **keywords: Unpack[CutoutKeywords],
+    ) -> Removal:
+        """The cutout *and* its mask from one network run, with the time of each stage.
+
+        What an interactive frontend wants (a demo showing both results and where the time went,
+        a service reporting stage timings): the same results as :meth:`cutout` and :meth:`mask`
+        with the same options, at the cost of one.
+
+        Args:
+            image, options, device, output, **keywords: As for :meth:`cutout` (``output``
+                applies to both results).
+
+        Returns:
+            A :class:`Removal`: ``.cutout``, ``.mask`` and ``.seconds`` per stage.
+
+        Raises:
+            UnsupportedOptionError: A bad option (before the image is read).
+            InvalidImageError: The input (or the background image) is not an image rmbg can read.
+        """
+        opts = CutoutOptions.build(options, **keywords)
+        _io.check_output(output)
+        started = time.perf_counter()
+        loaded = self._load(image, opts)
+        seconds = {"decode": time.perf_counter() - started}
+        out, mask = self._compose(loaded, opts, device, seconds)
+        started = time.perf_counter()
+        cutout = _io.to_output(out, loaded, output)
+        mask_out = _io.to_output(mask, loaded, output)
+        seconds["encode"] = time.perf_counter() - started
+        return Removal(cutout=cutout, mask=mask_out, seconds=seconds)
 
     # -- video --------------------------------------------------------------------------------------
     def video(
