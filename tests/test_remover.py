@@ -168,7 +168,13 @@ def test_remove_gives_cutout_and_mask_of_one_run_with_stage_times(remover, optio
     mask_options = {k: v for k, v in options.items() if k in ("feather", "threshold", "invert")}
     np.testing.assert_array_equal(result.mask, remover.mask(rgba, **mask_options))
     assert list(result.seconds) == [
-        "decode", "preprocess", "network", "postprocess", "shape", "compose", "encode"
+        "decode",
+        "preprocess",
+        "network",
+        "postprocess",
+        "shape",
+        "compose",
+        "encode",
     ]
     assert all(v >= 0 for v in result.seconds.values())
 
