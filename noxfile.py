@@ -10,6 +10,7 @@ machines; any other torch requirement would pull several GB of CUDA wheels).
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -84,6 +85,32 @@ def standin_checkpoint(session: nox.Session, route: tuple[str, str]) -> str:
     return where
 
 
+CHROMIUM = Path(os.environ.get("RMBG_CHROMIUM", "/usr/bin/chromium"))
+
+
+def ensure_chromium(session: nox.Session) -> None:
+    """Debian's Chromium for the demo's browser test (tests/test_demo.py drives it through
+    Playwright, whose own browser download is not reachable from the project's machines):
+    installed with apt when it is missing and this session may (root on a Debian machine)."""
+    if CHROMIUM.is_file():
+        return
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        session.error(
+            f"No Chromium at {CHROMIUM}: install Debian's `chromium` package (or set "
+            "RMBG_CHROMIUM to a Chromium binary); tests/test_demo.py needs it."
+        )
+    session.run("apt-get", "update", "-qq", external=True)
+    session.run(
+        "apt-get",
+        "install",
+        "-y",
+        "-qq",
+        "chromium",
+        external=True,
+        env={"DEBIAN_FRONTEND": "noninteractive"},
+    )
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
     """The full suite, slow and real-weight tests included."""
@@ -91,6 +118,7 @@ def tests(session: nox.Session) -> None:
     session.install(TORCH)
     session.install("-e", ".[test]")
     checkpoint = standin_checkpoint(session, route)
+    ensure_chromium(session)
     session.run(
         "python",
         "-m",

@@ -242,7 +242,7 @@ def test_handler_reports_library_errors_as_gradio_errors(handler, remover, tmp_p
     with pytest.raises(error, match="background image"):
         call({"path": str(photo), "orig_name": "cup.png"}, background="image")
     with pytest.raises(error, match="precision"):
-        call({"path": str(photo), "orig_name": "cup.png"}, precision="int8")
+        call({"path": str(photo), "orig_name": "cup.png"}, precision="bf16")
     with pytest.raises(error, match="Upload, paste or drop"):
         call(None)
 

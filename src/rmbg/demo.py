@@ -127,11 +127,17 @@ class _Results:
                 continue
 
 
-def _bundled_photos() -> list[str]:
-    from importlib import resources
+def _precision_choices(remover: BackgroundRemover) -> list[str]:
+    """The remover's precision first, then the others its backend can compute in."""
+    from .backends import get_backend
 
-    folder = resources.files("rmbg").joinpath("data").joinpath("photos")
-    return sorted(str(p) for p in folder.iterdir() if p.name.lower().endswith(".jpg"))
+    backend = get_backend(remover.backend)
+    supported = [
+        p
+        for p in PRECISIONS
+        if p in backend.precisions or (p == "int8" and getattr(backend, "quantizable", False))
+    ]
+    return [remover.precision, *(p for p in supported if p != remover.precision)]
 
 
 def _device_choices(remover: BackgroundRemover) -> list[str]:
@@ -270,8 +276,10 @@ def build_app(
     removers = _Removers(remover, make_remover)
     results = _Results()
     if examples is None:
-        examples = _bundled_photos()
-    precisions = [remover.precision, *(p for p in PRECISIONS if p != remover.precision)]
+        from .photos import bundled_photos
+
+        examples = bundled_photos()
+    precisions = _precision_choices(remover)
     devices = _device_choices(remover)
 
     with gr.Blocks(title=title, analytics_enabled=False) as app:
