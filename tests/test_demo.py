@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 from rmbg.compose import combined_alpha
-from rmbg.demo import build_app
+from rmbg.demo import run_demo
 from rmbg.testing import fake_remover
 
 from .helpers import load_photo
@@ -52,12 +52,10 @@ def remover():
 
 @pytest.fixture(scope="module")
 def demo_url(remover) -> Iterator[str]:
-    """The demo on a free localhost port, in a server thread of this process; always stopped."""
-    app = build_app(remover)
+    """The demo on a free localhost port (127.0.0.1), in a server thread of this process;
+    always stopped."""
     port = _free_port()
-    app.launch(
-        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True
-    )
+    app = run_demo(remover, port=port, block=False)  # what `rmbg demo` runs, in a thread
     try:
         yield f"http://127.0.0.1:{port}/"
     finally:
@@ -130,8 +128,8 @@ def _run_and_wait(page) -> None:
         """([state, old]) => {
             const now = eval(state)();
             // the cutout differs from the previous one in these tests; the mask may not
-            return now[0].includes('in all') && now[0] !== old[0] && now[1] && now[1] !== old[1]
-                && now[2];
+            return now[0].includes('in all') && !document.body.innerText.includes('processing')
+                && now[0] !== old[0] && now[1] && now[1] !== old[1] && now[2];
         }""",
         arg=[_RESULT_STATE, before],
     )

@@ -38,7 +38,7 @@ import uuid
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .backends.base import PRECISIONS
 from .errors import BackendUnavailableError, RmbgError, UnsupportedOptionError
@@ -64,9 +64,7 @@ def _gradio() -> Any:
     try:
         import gradio
     except ImportError as exc:
-        raise BackendUnavailableError(
-            'The demo needs Gradio: pip install "rmbg[demo]"'
-        ) from exc
+        raise BackendUnavailableError('The demo needs Gradio: pip install "rmbg[demo]"') from exc
     return gradio
 
 
@@ -153,10 +151,8 @@ def _upload_path(payload: Any, what: str) -> str | None:
     """The server-side path of an uploaded file (the event's raw, unprocessed payload)."""
     if payload is None:
         return None
-    if isinstance(payload, Mapping):
-        path = payload.get("path")
-    else:  # a plain path, e.g. from a Python caller of the handler
-        path = payload
+    # a FileData dict from the page, or a plain path from a Python caller of the handler
+    path = payload.get("path") if isinstance(payload, Mapping) else payload
     if not path:
         raise UnsupportedOptionError(f"The {what} upload has no file; upload it again.")
     return str(path)
@@ -168,8 +164,17 @@ def _stem(payload: Any) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)[:80] or "image"
 
 
+def _whole(value: float | None) -> Any:
+    """A widget's number as an int when it is whole (the library rejects a fraction itself)."""
+    if value is None:
+        return None
+    return int(value) if float(value).is_integer() else value
+
+
 def _timings(seconds: Mapping[str, float], info: str) -> str:
-    rows = [f"| {stage} | {1000 * seconds[stage]:.0f} ms |" for stage in _STAGES if stage in seconds]
+    rows = [
+        f"| {stage} | {1000 * seconds[stage]:.0f} ms |" for stage in _STAGES if stage in seconds
+    ]
     total = 1000 * sum(seconds.values())
     return "\n".join(
         [f"**{total:.0f} ms** in all on {info}", "", "| stage | time |", "|---|---:|", *rows]
@@ -179,7 +184,7 @@ def _timings(seconds: Mapping[str, float], info: str) -> str:
 def _handler(
     removers: _Removers, results: _Results
 ) -> Callable[..., tuple[tuple[str, str], str, str, str]]:
-    gr = _gradio()
+    ui = _gradio()
 
     def remove_background(
         image: Any,
@@ -220,13 +225,11 @@ def _handler(
                 background=backdrop,
                 threshold=threshold if hard else None,
                 feather=feather,
-                grow=int(grow) if float(grow).is_integer() else grow,
+                grow=_whole(grow),
                 invert=invert,
                 refine_foreground=refine_foreground,
                 trim=trim,
-                margin=(int(margin) if float(margin).is_integer() else margin)
-                if trim and margin is not None
-                else None,
+                margin=_whole(margin) if trim else None,
             )
             remover = removers.get(precision)
             result = remover.remove(Path(source), options, device=device, output="png")
@@ -237,7 +240,7 @@ def _handler(
                 path = _upload_path(payload, "file") if isinstance(payload, Mapping) else None
                 if path:
                     message = message.replace(path, str(payload.get("orig_name") or "upload"))
-            raise gr.Error(message, title=type(exc).__name__, print_exception=False) from exc
+            raise ui.Error(message, title=type(exc).__name__, print_exception=False) from exc
         stem = _stem(image)
         cutout = results.write(f"{stem}.cutout.png", result.cutout)
         mask = results.write(f"{stem}.mask.png", result.mask)
@@ -272,7 +275,7 @@ def build_app(
     Raises:
         BackendUnavailableError: Gradio is not installed (the ``demo`` extra).
     """
-    gr = _gradio()
+    ui = _gradio()
     removers = _Removers(remover, make_remover)
     results = _Results()
     if examples is None:
@@ -282,15 +285,17 @@ def build_app(
     precisions = _precision_choices(remover)
     devices = _device_choices(remover)
 
-    with gr.Blocks(title=title, analytics_enabled=False) as app:
-        gr.Markdown(
+    # delete_cache: Gradio's copies of uploads and results older than _KEEP_SECONDS go hourly
+    keep = int(_KEEP_SECONDS)
+    with ui.Blocks(title=title, analytics_enabled=False, delete_cache=(keep, keep)) as app:
+        ui.Markdown(
             f"# {title}\n"
             "Upload, paste or drop a photo (PNG transparency is kept), or pick a bundled one "
             f"below. Backend: `{remover.backend}`."
         )
-        with gr.Row():
-            with gr.Column(scale=1):
-                image = gr.Image(
+        with ui.Row():
+            with ui.Column(scale=1):
+                image = ui.Image(
                     label="Photo",
                     type="filepath",
                     image_mode=None,  # as uploaded: never converted to RGB
@@ -298,20 +303,18 @@ def build_app(
                     sources=["upload", "clipboard"],
                     elem_id="rmbg-photo",
                 )
-                run = gr.Button("Remove background", variant="primary", elem_id="rmbg-run")
-                with gr.Row():
-                    device = gr.Dropdown(devices, value=remover.device, label="Device")
-                    precision = gr.Dropdown(
-                        precisions, value=remover.precision, label="Precision"
-                    )
-                background = gr.Radio(
+                run = ui.Button("Remove background", variant="primary", elem_id="rmbg-run")
+                with ui.Row():
+                    device = ui.Dropdown(devices, value=remover.device, label="Device")
+                    precision = ui.Dropdown(precisions, value=remover.precision, label="Precision")
+                background = ui.Radio(
                     list(BACKGROUNDS),
                     value="transparent",
                     label="Background",
                     elem_id="rmbg-background",
                 )
-                colour = gr.ColorPicker(value="#ffffff", label="Background colour")
-                background_image = gr.Image(
+                colour = ui.ColorPicker(value="#ffffff", label="Background colour")
+                background_image = ui.Image(
                     label="Background image",
                     type="filepath",
                     image_mode=None,
@@ -319,17 +322,17 @@ def build_app(
                     sources=["upload", "clipboard"],
                     height=160,
                 )
-                with gr.Accordion("Mask options", open=False):
-                    hard = gr.Checkbox(False, label="Hard mask (threshold)")
-                    threshold = gr.Slider(0, 1, value=0.5, step=0.01, label="Threshold")
-                    feather = gr.Slider(0, 20, value=0, step=0.5, label="Feather (px)")
-                    grow = gr.Slider(-20, 20, value=0, step=1, label="Grow / shrink (px)")
-                    invert = gr.Checkbox(False, label="Invert (keep the background)")
-                    refine = gr.Checkbox(False, label="Refine foreground colours")
-                    trim = gr.Checkbox(False, label="Trim to the subject")
-                    margin = gr.Number(0, label="Trim margin (px)", precision=0)
-            with gr.Column(scale=2):
-                slider = gr.ImageSlider(
+                with ui.Accordion("Mask options", open=False):
+                    hard = ui.Checkbox(False, label="Hard mask (threshold)")
+                    threshold = ui.Slider(0, 1, value=0.5, step=0.01, label="Threshold")
+                    feather = ui.Slider(0, 20, value=0, step=0.5, label="Feather (px)")
+                    grow = ui.Slider(-20, 20, value=0, step=1, label="Grow / shrink (px)")
+                    invert = ui.Checkbox(False, label="Invert (keep the background)")
+                    refine = ui.Checkbox(False, label="Refine foreground colours")
+                    trim = ui.Checkbox(False, label="Trim to the subject")
+                    margin = ui.Number(0, label="Trim margin (px)", precision=0)
+            with ui.Column(scale=2):
+                slider = ui.ImageSlider(
                     label="Before / after",
                     type="filepath",
                     image_mode=None,
@@ -337,8 +340,8 @@ def build_app(
                     interactive=False,
                     elem_id="rmbg-slider",
                 )
-                with gr.Row():
-                    mask = gr.Image(
+                with ui.Row():
+                    mask = ui.Image(
                         label="Mask",
                         type="filepath",
                         image_mode=None,
@@ -347,25 +350,25 @@ def build_app(
                         height=240,
                         elem_id="rmbg-mask",
                     )
-                    with gr.Column():
-                        download = gr.DownloadButton(
+                    with ui.Column():
+                        download = ui.DownloadButton(
                             "Download the cutout (PNG)", elem_id="rmbg-download"
                         )
-                        timings = gr.Markdown("Stage times appear here.", elem_id="rmbg-timings")
-        gr.Examples(examples=[[str(p)] for p in examples], inputs=[image], label="Bundled photos")
+                        timings = ui.Markdown("Stage times appear here.", elem_id="rmbg-timings")
+        ui.Examples(examples=[[str(p)] for p in examples], inputs=[image], label="Bundled photos")
 
+        # the handler's parameters, in order
+        inputs = [image, precision, device, background, colour, background_image]
+        inputs += [hard, threshold, feather, grow, invert, refine, trim, margin]
         run.click(
             _handler(removers, results),
-            inputs=[
-                image, precision, device, background, colour, background_image,
-                hard, threshold, feather, grow, invert, refine, trim, margin,
-            ],  # fmt: skip
+            inputs=inputs,
             outputs=[slider, mask, download, timings],
             preprocess=False,  # the library reads the uploaded files itself
             api_name="remove",
         )
     app.queue(max_size=max_queue, default_concurrency_limit=concurrency)
-    return app
+    return cast("gr.Blocks", app)
 
 
 def run_demo(
@@ -392,7 +395,7 @@ def run_demo(
         server_name=host,
         server_port=port,
         share=share,
-        max_file_size=f"{max_upload_mb}mb",
+        max_file_size=int(max_upload_mb * 1024 * 1024),  # bytes; refused before the upload
         prevent_thread_lock=not block,
         inbrowser=False,
         show_error=False,  # errors the user can fix are shown with the library's message
@@ -410,7 +413,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--share", action="store_true", help="also open a public gradio.live link (off by default)"
     )
     parser.add_argument(
-        "--model", default=None, help="hub id, checkpoint folder, .onnx or .xml (default: $RMBG_MODEL or briaai/RMBG-1.4)"
+        "--model",
+        default=None,
+        help="hub id, checkpoint folder, .onnx or .xml (default: $RMBG_MODEL or briaai/RMBG-1.4)",
     )
     parser.add_argument("--backend", default="openvino", help="openvino (default), torch, ...")
     parser.add_argument("--device", default=None, help="default device (AUTO, CPU, GPU...)")
@@ -459,7 +464,9 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m rmbg.demo [flags]``."""
-    parser = argparse.ArgumentParser(prog="python -m rmbg.demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m rmbg.demo", description=__doc__.splitlines()[0]
+    )
     add_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

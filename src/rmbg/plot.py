@@ -34,7 +34,10 @@ __all__ = ["CHECKER_COLORS", "TITLES", "checkerboard", "compare"]
 #: Panel titles, in order.
 TITLES: tuple[str, str, str] = ("Original", "Mask", "Cutout")
 #: The two greys of the checkerboard drawn behind transparency (RGB, 0..255).
-CHECKER_COLORS: tuple[tuple[int, int, int], tuple[int, int, int]] = ((204, 204, 204), (255, 255, 255))
+CHECKER_COLORS: tuple[tuple[int, int, int], tuple[int, int, int]] = (
+    (204, 204, 204),
+    (255, 255, 255),
+)
 
 #: Longest side of a panel, in inches.
 _PANEL_INCHES = 5.0
@@ -99,7 +102,7 @@ def compare(
     fig = Figure(figsize=(fig_w, fig_h), dpi=dpi, layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=True)
     panels = (_over_checkerboard(photo), alpha_mask, _over_checkerboard(cut))
-    for ax, title, panel in zip(axes, titles, panels):
+    for ax, title, panel in zip(axes, titles, panels, strict=True):
         if panel.ndim == 2:
             ax.imshow(panel, cmap="gray", vmin=0, vmax=255, interpolation="antialiased")
         else:
@@ -166,7 +169,6 @@ def _as_array(value: Any, what: str) -> NDArray[np.uint8]:
         arr = np.asarray(value)
     if arr.dtype != np.uint8 or not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (3, 4))):
         raise InvalidImageError(
-            f"compare(): the {what} must be HxW, HxWx3 or HxWx4 uint8, "
-            f"not {arr.dtype} {arr.shape}."
+            f"compare(): the {what} must be HxW, HxWx3 or HxWx4 uint8, not {arr.dtype} {arr.shape}."
         )
     return arr
