@@ -270,7 +270,7 @@ def test_handler_results_are_the_librarys_pngs(handler, remover, tmp_path):
     )
     assert before == str(photo) and after == download
     assert Path(download).name == "My_cup.cutout.png"
-    expected = remover.remove(photo, threshold=0.4, grow=2, output="png")
+    expected = remover.cutout_and_mask(photo, threshold=0.4, grow=2, output="png")
     assert Path(download).read_bytes() == expected.cutout
     assert Path(mask).read_bytes() == expected.mask
     assert "| network |" in timings and "in all" in timings

@@ -100,13 +100,13 @@ def test_takes_what_the_library_returns_and_saves_a_png(tmp_path):
     remover = fake_remover()
     path = tmp_path / "chelsea.png"
     Image.fromarray(load_photo("chelsea")).save(path)
-    result = remover.remove(path)  # PIL images: mask "L", cutout "RGBA"
+    result = remover.cutout_and_mask(path)  # PIL images: mask "L", cutout "RGBA"
     fig = compare(path, result.mask, result.cutout)
     out = tmp_path / "figure.png"
     fig.savefig(out)
     with Image.open(out) as saved:
         assert saved.format == "PNG" and saved.width > 100
-    png = remover.remove(path, output="png")
+    png = remover.cutout_and_mask(path, output="png")
     compare(path.read_bytes(), png.mask, png.cutout)
 
 

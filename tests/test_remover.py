@@ -157,12 +157,12 @@ def test_cutout_keeps_the_inputs_own_colours_and_transparency(remover):
         {"trim": True, "margin": 4, "threshold": 0.5, "invert": True},
     ],
 )
-def test_remove_gives_cutout_and_mask_of_one_run_with_stage_times(remover, options):
-    """remove() = cutout() + mask() with the same options, from one network run."""
+def test_cutout_and_mask_of_one_run_with_stage_times(remover, options):
+    """cutout_and_mask() = cutout() + mask() with the same options, from one network run."""
     rgba = np.dstack([load_photo("coffee"), np.full(load_photo("coffee").shape[:2], 200, np.uint8)])
     rgba[:40, :60, 3] = 0  # the input's own transparency survives into the cutout
     before = remover.engine().calls
-    result = remover.remove(rgba, **options)
+    result = remover.cutout_and_mask(rgba, **options)
     assert remover.engine().calls == before + 1
     np.testing.assert_array_equal(result.cutout, remover.cutout(rgba, **options))
     mask_options = {k: v for k, v in options.items() if k in ("feather", "threshold", "invert")}
@@ -179,9 +179,9 @@ def test_remove_gives_cutout_and_mask_of_one_run_with_stage_times(remover, optio
     assert all(v >= 0 for v in result.seconds.values())
 
 
-def test_remove_output_applies_to_both_results(remover):
-    result = remover.remove(load_photo("chelsea"), output="png", background="white")
+def test_cutout_and_mask_output_applies_to_both_results(remover):
+    result = remover.cutout_and_mask(load_photo("chelsea"), output="png", background="white")
     assert Image.open(io.BytesIO(result.cutout)).mode == "RGB"
     assert Image.open(io.BytesIO(result.mask)).mode == "L"
     with pytest.raises(UnsupportedOptionError, match="feather"):
-        remover.remove(load_photo("chelsea"), feather=-1)
+        remover.cutout_and_mask(load_photo("chelsea"), feather=-1)

@@ -42,6 +42,7 @@ __all__ = [
     "CacheError",
     "CheckpointMismatchError",
     "ChecksumMismatchError",
+    "CutoutAndMask",
     "DeviceNotFoundError",
     "Engine",
     "EngineInfo",
@@ -54,7 +55,6 @@ __all__ = [
     "ModelSource",
     "ModelSpec",
     "QuantizationQualityError",
-    "Removal",
     "RmbgError",
     "RmbgWarning",
     "UnknownBackendError",
@@ -71,12 +71,12 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .default import default_remover, remove, remove_mask, set_default_remover
-    from .remover import BackgroundRemover, Removal
+    from .remover import BackgroundRemover, CutoutAndMask
 
 
 _LAZY = {
     "BackgroundRemover": "remover",
-    "Removal": "remover",
+    "CutoutAndMask": "remover",
     "remove": "default",
     "remove_mask": "default",
     "default_remover": "default",

@@ -11,7 +11,7 @@ Needs the ``demo`` extra (``pip install "rmbg[demo]"``: Gradio 6). Start it with
     app.launch()
 
 This module is a thin adapter: the widgets become :class:`~rmbg.options.CutoutOptions`, one call
-to :meth:`~rmbg.BackgroundRemover.remove` makes the cutout and the mask, and the results are shown
+to :meth:`~rmbg.BackgroundRemover.cutout_and_mask` makes the cutout and the mask, and the results are shown
 as the library encoded them. Three Gradio defaults would lose the alpha channel, and none applies:
 
 - uploads reach the library as the uploaded file, untouched (the event does not let Gradio
@@ -232,7 +232,7 @@ def _handler(
                 margin=_whole(margin) if trim else None,
             )
             remover = removers.get(precision)
-            result = remover.remove(Path(source), options, device=device, output="png")
+            result = remover.cutout_and_mask(Path(source), options, device=device, output="png")
             engine = remover.engine(device).info
         except RmbgError as exc:
             message = str(exc)

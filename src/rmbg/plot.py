@@ -6,7 +6,7 @@ Needs the ``plot`` extra (``pip install "rmbg[plot]"``: matplotlib)::
     from rmbg.plot import compare
 
     remover = BackgroundRemover()
-    result = remover.remove("photo.jpg")
+    result = remover.cutout_and_mask("photo.jpg")
     compare("photo.jpg", result.mask, result.cutout).savefig("compare.png")
 
 The panels are laid out by the photo's shape: stacked for a wide photo, side by side for a tall

@@ -35,14 +35,14 @@ from .errors import UnsupportedOptionError
 from .options import CutoutKeywords, CutoutOptions, MaskKeywords, MaskOptions, Normalize
 from .specs import RMBG_1_4, ModelSpec
 
-__all__ = ["BackgroundRemover", "Removal"]
+__all__ = ["BackgroundRemover", "CutoutAndMask"]
 
 logger = logging.getLogger("rmbg")
 
 
 @dataclasses.dataclass(frozen=True)
-class Removal:
-    """What :meth:`BackgroundRemover.remove` returns: both results of one network run, and the
+class CutoutAndMask:
+    """What :meth:`BackgroundRemover.cutout_and_mask` returns: both results of one network run, and the
     time each stage took.
 
     Attributes:
@@ -387,7 +387,7 @@ class BackgroundRemover:
             seconds["compose"] = time.perf_counter() - started
         return out, mask
 
-    def remove(
+    def cutout_and_mask(
         self,
         image: _io.ImageInput,
         options: CutoutOptions | MaskOptions | None = None,
@@ -395,7 +395,7 @@ class BackgroundRemover:
         device: str | None = None,
         output: _io.OutputKind = "auto",
         **keywords: Unpack[CutoutKeywords],
-    ) -> Removal:
+    ) -> CutoutAndMask:
         """The cutout *and* its mask from one network run, with the time of each stage.
 
         What an interactive frontend wants (a demo showing both results and where the time went,
@@ -407,7 +407,7 @@ class BackgroundRemover:
                 applies to both results).
 
         Returns:
-            A :class:`Removal`: ``.cutout``, ``.mask`` and ``.seconds`` per stage.
+            A :class:`CutoutAndMask`: ``.cutout``, ``.mask`` and ``.seconds`` per stage.
 
         Raises:
             UnsupportedOptionError: A bad option (before the image is read).
@@ -423,7 +423,7 @@ class BackgroundRemover:
         cutout = _io.to_output(out, loaded, output)
         mask_out = _io.to_output(mask, loaded, output)
         seconds["encode"] = time.perf_counter() - started
-        return Removal(cutout=cutout, mask=mask_out, seconds=seconds)
+        return CutoutAndMask(cutout=cutout, mask=mask_out, seconds=seconds)
 
     # -- video --------------------------------------------------------------------------------------
     def video(
