@@ -10,7 +10,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image
 
 from rmbg.errors import InvalidImageError
-from rmbg.plot import CHECKER_COLORS, TITLES, checkerboard, compare
+from rmbg.plot import CHECKER_COLORS, TITLES, checkerboard, compare, preview
 from rmbg.testing import fake_remover
 
 from .helpers import load_photo
@@ -118,3 +118,18 @@ def test_bad_inputs_say_what_is_wrong():
         compare(photo, mask, io.BytesIO(b"not an image").getvalue())
     with pytest.raises(InvalidImageError, match="HxW, HxWx3 or HxWx4 uint8"):
         compare(photo.astype(np.float32), mask, cutout)
+
+
+def test_preview_is_compare_of_one_cutout_and_mask_run(tmp_path):
+    remover = fake_remover()
+    rgba = np.dstack([load_photo("coffee"), np.full(load_photo("coffee").shape[:2], 255, np.uint8)])
+    rgba[:30] = 0
+    path = tmp_path / "cup.png"
+    Image.fromarray(rgba, "RGBA").save(path)
+    calls = remover.engine().calls
+    fig = preview(remover, path)
+    assert remover.engine().calls == calls + 1
+    expected = compare(
+        rgba, remover.mask(path, output="array"), remover.cutout(path, output="array")
+    )
+    np.testing.assert_array_equal(_render(fig), _render(expected))

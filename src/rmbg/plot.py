@@ -29,7 +29,10 @@ from .errors import BackendUnavailableError, InvalidImageError
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["CHECKER_COLORS", "TITLES", "checkerboard", "compare"]
+    from .options import CutoutOptions, MaskOptions
+    from .remover import BackgroundRemover
+
+__all__ = ["CHECKER_COLORS", "TITLES", "checkerboard", "compare", "preview"]
 
 #: Panel titles, in order.
 TITLES: tuple[str, str, str] = ("Original", "Mask", "Cutout")
@@ -111,6 +114,29 @@ def compare(
         ax.set_xticks([])
         ax.set_yticks([])
     return fig
+
+
+def preview(
+    remover: BackgroundRemover,
+    image: Any,
+    options: CutoutOptions | MaskOptions | None = None,
+    *,
+    device: str | None = None,
+) -> Figure:
+    """The figure of ``image`` as ``remover`` cuts it out with ``options`` (one network run):
+    what ``rmbg cutout --preview FILE`` saves.
+
+    Raises:
+        As :meth:`~rmbg.BackgroundRemover.cutout_and_mask` and :func:`compare`.
+    """
+    from .io import load_image
+    from .options import CutoutOptions
+
+    opts = CutoutOptions.build(options)
+    loaded = load_image(image, exif_transpose=opts.exif_transpose, max_pixels=remover.max_pixels)
+    photo = loaded.colors if loaded.alpha is None else np.dstack([loaded.colors, loaded.alpha])
+    result = remover.cutout_and_mask(photo, opts, device=device, output="array")
+    return compare(photo, result.mask, result.cutout)
 
 
 def checkerboard(height: int, width: int, square: int | None = None) -> NDArray[np.uint8]:
