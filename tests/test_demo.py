@@ -274,3 +274,18 @@ def test_handler_results_are_the_librarys_pngs(handler, remover, tmp_path):
     assert Path(download).read_bytes() == expected.cutout
     assert Path(mask).read_bytes() == expected.mask
     assert "| network |" in timings and "in all" in timings
+
+
+def test_one_remover_per_precision_made_once_and_shared(remover):
+    from rmbg.demo import _Removers
+
+    made = []
+
+    def make(precision):
+        made.append(precision)
+        return fake_remover(precision=precision)
+
+    removers = _Removers(remover, make)
+    assert removers.get(remover.precision) is remover  # the one given is used as it is
+    f32 = removers.get("f32")
+    assert removers.get("f32") is f32 and made == ["f32"]
