@@ -28,7 +28,6 @@ use), behind a bounded queue.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import shutil
 import tempfile
@@ -404,77 +403,14 @@ def run_demo(
     return app
 
 
-# -- command line (``rmbg demo`` and ``python -m rmbg.demo``) --------------------------------------
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``demo`` subcommand's flags."""
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: localhost)")
-    parser.add_argument("--port", type=int, default=None, help="port (default: 7860 or next free)")
-    parser.add_argument(
-        "--share", action="store_true", help="also open a public gradio.live link (off by default)"
-    )
-    parser.add_argument(
-        "--model",
-        default=None,
-        help="hub id, checkpoint folder, .onnx or .xml (default: $RMBG_MODEL or briaai/RMBG-1.4)",
-    )
-    parser.add_argument("--backend", default="openvino", help="openvino (default), torch, ...")
-    parser.add_argument("--device", default=None, help="default device (AUTO, CPU, GPU...)")
-    parser.add_argument(
-        "--precision", default="auto", choices=PRECISIONS, help="default precision (auto)"
-    )
-    parser.add_argument("--cache-dir", default=None, help="converted-model cache (~/.cache/rmbg)")
-    parser.add_argument(
-        "--max-upload-mb", type=float, default=50.0, help="largest upload accepted (50 MB)"
-    )
-    parser.add_argument(
-        "--concurrency", type=int, default=1, help="requests computed at once (default 1)"
-    )
-    parser.add_argument(
-        "--max-queue", type=int, default=16, help="requests that may wait (default 16)"
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run the ``demo`` subcommand: load the model once, then serve until interrupted."""
-    from .remover import BackgroundRemover
-
-    def make(precision: str) -> BackgroundRemover:
-        return BackgroundRemover(
-            args.model,
-            backend=args.backend,
-            device=args.device,
-            precision=precision,
-            cache_dir=args.cache_dir,
-        )
-
-    remover = make(args.precision)
-    remover.warmup()  # convert and compile before the first visitor waits for it
-    run_demo(
-        remover,
-        host=args.host,
-        port=args.port,
-        share=args.share,
-        max_upload_mb=args.max_upload_mb,
-        make_remover=make,
-        concurrency=args.concurrency,
-        max_queue=args.max_queue,
-    )
-    return 0
-
-
+# -- command line ---------------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m rmbg.demo [flags]``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m rmbg.demo", description=__doc__.splitlines()[0]
-    )
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return run(args)
-    except RmbgError as exc:
-        logger.error("%s", exc)
-        return 1
+    """``python -m rmbg.demo [flags]``: the same as ``rmbg demo [flags]``."""
+    import sys
+
+    from .cli import main as cli_main
+
+    return cli_main(["demo", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -87,6 +87,9 @@ COMMANDS: dict[str, Command] = {
     "info": Command("rmbg.cli.info", "versions, cache location and size, the model files in use"),
     "video": Command("rmbg.cli.video", "cut the subject out of a clip (needs rmbg[video])"),
     "serve": Command("rmbg.cli.serve", "serve background removal over HTTP (needs rmbg[serve])"),
+    "demo": Command(
+        "rmbg.cli.demo", "a browser demo on this machine: drop a photo, get its cutout (rmbg[demo])"
+    ),
 }
 
 #: Library errors that mean "the options are wrong" rather than "something broke".

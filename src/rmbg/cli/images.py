@@ -76,6 +76,14 @@ examples:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     kind: str = parser.get_default("command")
     flags.add_image_arguments(parser, kind)
+    if kind == "cutout":
+        parser.add_argument(
+            "--preview",
+            type=Path,
+            metavar="FILE",
+            help="also save the original / mask / cutout figure of the first input to FILE "
+            "(.png, .jpg, .pdf, .svg...; needs rmbg[plot]: matplotlib)",
+        )
     flags.add_model_arguments(parser)
     flags.add_log_arguments(parser)
     parser.epilog = _EXAMPLES[kind]
@@ -421,6 +429,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             "--quality applies to webp and jpg; PNG is lossless (see --compress-level)"
         )
+    if getattr(args, "preview", None) is not None:
+        try:
+            import matplotlib  # noqa: F401  (checked before the model loads)
+        except ImportError:
+            raise UsageError('--preview needs matplotlib: pip install "rmbg[plot]"') from None
     backend_options = flags.backend_options_from_args(args)
 
     jobs = _plan(args, kind, out, summary)
@@ -459,3 +472,34 @@ def _run(
     show = len(jobs) > 1 and not args.no_progress and not args.quiet and sys.stderr.isatty()
     with progress(len(jobs), show) as bar:
         _process_many(remover, jobs, options=options, out=out, summary=summary, progress_bar=bar)
+    if getattr(args, "preview", None) is not None:
+        _save_preview(remover, jobs, options, args.preview, out, summary)
+
+
+def _save_preview(
+    remover: BackgroundRemover,
+    jobs: Sequence[_Job],
+    options: MaskOptions | CutoutOptions,
+    dest: Path,
+    out: _Output,
+    summary: Summary,
+) -> None:
+    """``--preview FILE``: the figure of the first input that was cut out (one more network run
+    for that image), written atomically like the outputs."""
+    from ..plot import preview
+
+    done = {row["input"] for row in summary.outputs}
+    job = next((j for j in jobs if j.label in done), None)
+    if job is None:
+        logger.warning("--preview: no input was cut out, so no figure is saved")
+        return
+    image: Any = job.path if job.path is not None else io.BytesIO(job.data or b"")
+    try:
+        figure = preview(remover, image, options)
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format=dest.suffix.lstrip(".").lower() or "png")
+        write_atomic(dest, buffer.getvalue(), overwrite=out.overwrite)
+    except (RmbgError, OSError, ValueError) as exc:
+        summary.fail(str(dest), reason(exc))
+    else:
+        logger.info("%s: the figure of %s", dest, job.label)
