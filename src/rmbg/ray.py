@@ -1,0 +1,711 @@
+"""rmbg on Ray Data: millions of images on a cluster, the same results as on one machine.
+
+Two pieces, both thin adapters over :class:`~rmbg.BackgroundRemover` and the typed options of
+:mod:`rmbg.options` (``pip install 'rmbg[ray]'``; see ``docs/scale.md``):
+
+- :class:`RemoveBackgrounds`, a callable class for :meth:`ray.data.Dataset.map_batches` run on an
+  actor pool: each actor loads one remover, and turns a batch of encoded images (the ``bytes``
+  column of :func:`ray.data.read_binary_files`) into cutouts or masks, encoded (PNG, WebP) or as
+  arrays. A bad image becomes a row with its error instead of failing the job (``strict=True``
+  to fail instead)::
+
+      ds = ray.data.read_binary_files("s3://bucket/photos", include_paths=True)
+      ds = ds.map_batches(
+          RemoveBackgrounds,
+          fn_constructor_kwargs={"options": CutoutOptions(background="white")},
+          compute=ray.data.ActorPoolStrategy(size=4),
+          batch_size=8,
+      )
+
+- :func:`remove_backgrounds`, the one call that lists a folder or bucket prefix, skips what is
+  already done, processes the rest on the actor pool and writes each result under the name of its
+  input (mirrored tree, new extension), atomically, returning the counts and the failures::
+
+      result = remove_backgrounds("s3://bucket/photos", "s3://bucket/cutouts", CutoutOptions())
+      print(result.processed, result.skipped, result.failed)
+
+This module is named ``rmbg.ray``; ``import ray`` inside it is an absolute import (PEP 328), so it
+reaches the real Ray, never this module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import logging
+import os
+import posixpath
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+
+import numpy as np
+
+from rmbg.errors import BackendUnavailableError, RmbgError, UnsupportedOptionError
+from rmbg.io import DEFAULT_MAX_PIXELS
+from rmbg.options import CutoutOptions, MaskOptions
+
+try:
+    import pyarrow as pa
+    import pyarrow.fs as pafs
+    import ray
+    import ray.data
+    from ray.data import Datasink
+    from ray.data.block import Block, BlockAccessor
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise BackendUnavailableError(
+        f"rmbg.ray needs Ray Data ({exc}); install it with: pip install 'rmbg[ray]'"
+    ) from exc
+
+if TYPE_CHECKING:
+    from ray.data._internal.execution.interfaces import TaskContext
+
+__all__ = [
+    "ERROR_COLUMN",
+    "RESULT_COLUMN",
+    "Failure",
+    "JobResult",
+    "MirroredImageSink",
+    "RemoveBackgrounds",
+    "Sizing",
+    "default_sizing",
+    "output_name",
+    "remove_backgrounds",
+]
+
+logger = logging.getLogger("rmbg")
+
+Kind: TypeAlias = Literal["cutout", "mask"]
+Encoding: TypeAlias = Literal["png", "webp", "array"]
+Existing: TypeAlias = Literal["skip", "overwrite", "fail"]
+
+#: The column :class:`RemoveBackgrounds` writes its results to (encoded bytes or an array).
+RESULT_COLUMN = "result"
+#: The column holding a failed image's error message (``None`` when it succeeded).
+ERROR_COLUMN = "error"
+#: Suffix of the temporary files outputs are written to before being renamed into place.
+TEMP_SUFFIX = ".rmbg-tmp"
+#: Test-only: a marker path; the first actor to create it (after its first batch) exits at once,
+#: to prove that a crashed actor is replaced and its batch retried (tests/test_ray.py).
+CRASH_ONCE_ENV = "RMBG_RAY_TEST_CRASH_ONCE"
+#: CPUs a read or write task reserves: they wait on storage, and must fit beside the actors,
+#: which reserve the rest of a node (:func:`default_sizing`).
+IO_CPUS = 0.25
+
+_KINDS: tuple[str, ...] = ("cutout", "mask")
+_ENCODINGS: tuple[str, ...] = ("png", "webp", "array")
+_EXISTING: tuple[str, ...] = ("skip", "overwrite", "fail")
+
+
+# -- sizing -------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Sizing:
+    """How the work is spread over a node's CPUs (see ``docs/scale.md`` for the measurements).
+
+    Attributes:
+        actors_per_node: Actors (model copies) per node.
+        cpus_per_actor: CPUs each actor reserves from Ray's scheduler (the node's, less room
+            for two read/write tasks of :data:`IO_CPUS`: an actor that reserved them all
+            would starve the reads, and the job would never start).
+        backend_options: The OpenVINO options each actor's remover gets (streams and threads
+            chosen so that the actors of a node fill its cores without oversubscribing them).
+        batch_size: Images per ``map_batches`` call.
+    """
+
+    actors_per_node: int
+    cpus_per_actor: float
+    backend_options: Mapping[str, Any]
+    batch_size: int
+
+
+def default_sizing(node_cpus: int) -> Sizing:
+    """The defaults for a node with ``node_cpus`` CPUs: one actor per node, whose OpenVINO
+    engine runs in THROUGHPUT mode over all of the node's cores (parallel streams, one model
+    copy in memory), and batches of 4 images per stream.
+
+    Measured on 2 cores (``benchmarks/ray.py``, ``docs/scale.md``): two 1-stream actors were no
+    faster than one 2-stream actor and held two model copies; batches below 4 images added
+    per-call overhead, above 16 only delayed the first outputs.
+    """
+    cpus = max(1, int(node_cpus))
+    return Sizing(
+        actors_per_node=1,
+        cpus_per_actor=cpus - 2 * IO_CPUS,  # two read/write tasks fit beside it
+        backend_options={"performance_hint": "THROUGHPUT"},
+        batch_size=max(4, min(16, 4 * max(1, cpus // 2))),
+    )
+
+
+# -- the map_batches callable ------------------------------------------------------------------
+class RemoveBackgrounds:
+    """A callable class for :meth:`ray.data.Dataset.map_batches`: one remover per actor.
+
+    Pass the class (not an instance) to ``map_batches`` with its arguments in
+    ``fn_constructor_kwargs``, and ``compute=ray.data.ActorPoolStrategy(...)``; every argument
+    must pickle (the typed options do, a background image included).
+
+    Args:
+        kind: ``"cutout"`` or ``"mask"``.
+        options: :class:`~rmbg.options.CutoutOptions` / :class:`~rmbg.options.MaskOptions`
+            (default: the defaults), validated on the driver when built.
+        output: ``"png"`` (bytes, exactly ``remover.cutout(data, output="png")``), ``"webp"``
+            (bytes; lossless unless ``quality``) or ``"array"`` (``HxW``/``HxWxC`` uint8).
+        quality: WebP quality 1-100 (lossy); ``None`` for lossless.
+        model, backend, device, precision, cache_dir, backend_options, input_size, max_pixels:
+            As for :class:`~rmbg.BackgroundRemover`. A local ``model`` path must exist on every
+            node.
+        column: The input column of encoded images (``read_binary_files``' ``"bytes"``).
+        strict: Raise on the first bad image (failing the task, and the job once Ray's retries
+            are spent) instead of returning a row with its error.
+        workers: Images in flight per actor (default: the engine's infer requests + 2).
+
+    Each output row keeps the input's other columns (e.g. ``path``), drops ``column``, and adds
+    :data:`RESULT_COLUMN` (bytes, or an array; ``None`` / an empty array on failure) and
+    :data:`ERROR_COLUMN` (``None``, or the error message).
+    """
+
+    def __init__(
+        self,
+        *,
+        kind: Kind = "cutout",
+        options: CutoutOptions | MaskOptions | None = None,
+        output: Encoding = "png",
+        quality: int | None = None,
+        model: Any = None,
+        backend: str = "openvino",
+        device: str | None = None,
+        precision: str = "auto",
+        cache_dir: str | os.PathLike[str] | None = None,
+        backend_options: Mapping[str, Any] | None = None,
+        input_size: int | tuple[int, int] | None = None,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        column: str = "bytes",
+        strict: bool = False,
+        workers: int | None = None,
+    ) -> None:
+        from rmbg.remover import BackgroundRemover
+
+        self.kind: Kind = _check_choice("kind", kind, _KINDS)  # type: ignore[assignment]
+        self.output: Encoding = _check_choice("output", output, _ENCODINGS)  # type: ignore[assignment]
+        self.options: MaskOptions = _build_options(self.kind, options)
+        if quality is not None and (output != "webp" or not 1 <= int(quality) <= 100):
+            raise UnsupportedOptionError(
+                "quality= (1-100) applies to output='webp' only; PNG is lossless."
+            )
+        self.quality = quality
+        self.column = column
+        self.strict = bool(strict)
+        self.workers = workers
+        self.remover = BackgroundRemover(
+            model,
+            backend=backend,
+            device=device,
+            precision=precision,
+            cache_dir=cache_dir,
+            backend_options=backend_options,
+            input_size=input_size,
+            max_pixels=max_pixels,
+        )
+        self.remover.engine()  # load/compile now: a model that does not load fails the actor
+        self._calls = 0
+        self._crash_marker = os.environ.get(CRASH_ONCE_ENV)
+
+    def __call__(self, batch: Mapping[str, Any]) -> Any:
+        """Process one batch (``batch_format="numpy"``): a dict of column arrays."""
+        self._maybe_crash()
+        self._calls += 1
+        if self.column not in batch:
+            raise UnsupportedOptionError(
+                f"the batch has no {self.column!r} column (columns: {', '.join(batch)}); "
+                "read with ray.data.read_binary_files or pass column="
+            )
+        images = [bytes(b) for b in batch[self.column]]
+        labels = [str(p) for p in batch["path"]] if "path" in batch else None
+        results, errors = self._process(images, labels)
+        rest = {k: v for k, v in batch.items() if k != self.column}
+        if self.output == "array":  # variable-shaped tensors: Ray's numpy batch format
+            column = np.empty(len(results), dtype=object)
+            column[:] = results
+            error_column = np.empty(len(errors), dtype=object)
+            error_column[:] = errors
+            return {**{k: np.asarray(v) for k, v in rest.items()}, RESULT_COLUMN: column,
+                    ERROR_COLUMN: error_column}
+        # encoded bytes with missing values: an Arrow table keeps them binary (no pickling)
+        table = {k: pa.array(list(v)) for k, v in rest.items()}
+        table[RESULT_COLUMN] = pa.array(results, type=pa.binary())
+        table[ERROR_COLUMN] = pa.array(errors, type=pa.string())
+        return pa.table(table)  # type: ignore[no-any-return]
+
+    def _process(
+        self, images: list[bytes], labels: list[str] | None
+    ) -> tuple[list[Any], list[str | None]]:
+        remover_output = {"png": "png", "webp": "pil", "array": "array"}[self.output]
+        run = self.remover.cutouts if self.kind == "cutout" else self.remover.masks
+        then = self._encode_webp if self.output == "webp" else None
+        results: list[Any] = []
+        errors: list[str | None] = []
+        outputs = run(
+            images,
+            self.options,
+            output=remover_output,  # type: ignore[arg-type]
+            workers=self.workers,
+            return_exceptions=not self.strict,
+            then=then,
+        )
+        for i, result in enumerate(outputs):
+            if isinstance(result, BaseException):
+                results.append(self._empty())
+                errors.append(_reason(result))
+                logger.warning("%s: %s", labels[i] if labels else f"#{i}", errors[-1])
+            else:
+                results.append(result)
+                errors.append(None)
+        return results, errors
+
+    def _empty(self) -> Any:
+        if self.output != "array":
+            return None
+        channels = () if self.kind == "mask" else (4,)
+        return np.zeros((0, 0, *channels), np.uint8)
+
+    def _encode_webp(self, image: Any) -> bytes:
+        buf = io.BytesIO()
+        params: dict[str, Any] = {}
+        icc = image.info.get("icc_profile")
+        if icc:
+            params["icc_profile"] = icc
+        if self.quality is None:
+            image.save(buf, "WEBP", lossless=True, **params)
+        else:
+            image.save(buf, "WEBP", quality=int(self.quality), **params)
+        return buf.getvalue()
+
+    def _maybe_crash(self) -> None:
+        if not self._crash_marker or self._calls < 1:
+            return
+        try:
+            fd = os.open(self._crash_marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return
+        os.close(fd)
+        os._exit(17)  # an abrupt death, like the OOM killer's: no cleanup, no exception
+
+
+def _check_choice(name: str, value: str, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise UnsupportedOptionError(
+            f"{name}={value!r} is not one of: {', '.join(map(repr, choices))}."
+        )
+    return value
+
+
+def _build_options(kind: str, options: CutoutOptions | MaskOptions | None) -> MaskOptions:
+    if kind == "cutout":
+        return CutoutOptions.build(options)
+    if isinstance(options, CutoutOptions):
+        raise UnsupportedOptionError(
+            "kind='mask' takes MaskOptions; CutoutOptions describe a cutout (background, trim)."
+        )
+    return MaskOptions.build(options)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, (RmbgError, OSError, ValueError)) and str(exc):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+# -- names, listing, writing ---------------------------------------------------------------------
+def output_name(relative: str, fmt: str) -> str:
+    """The output's path relative to the output root: the input's, with ``fmt`` as extension
+    (``shop/a/photo.jpg`` -> ``shop/a/photo.png``), as the CLI's ``--out-dir`` names them."""
+    head, tail = posixpath.split(relative)
+    stem = tail.rsplit(".", 1)[0] if "." in tail.lstrip(".") else tail
+    return posixpath.join(head, f"{stem}.{fmt}") if head else f"{stem}.{fmt}"
+
+
+def _image_extensions() -> frozenset[str]:
+    from PIL import Image
+
+    return frozenset(e.lower() for e, f in Image.registered_extensions().items() if f in Image.OPEN)
+
+
+def _resolve(uri: str, filesystem: pafs.FileSystem | None) -> tuple[pafs.FileSystem, str]:
+    """``uri`` -> (file system, path on it): local paths, ``file://``, ``s3://``, ``gs://``..."""
+    if filesystem is not None:
+        path = uri.split("://", 1)[1] if "://" in uri else uri
+        if isinstance(filesystem, pafs.LocalFileSystem):
+            path = os.path.abspath(path)
+        return filesystem, path.rstrip("/") or "/"
+    if "://" not in uri:
+        return pafs.LocalFileSystem(), os.path.abspath(uri)
+    fs, path = pafs.FileSystem.from_uri(uri)
+    return fs, path.rstrip("/")
+
+
+def _relative(path: str, root: str) -> str:
+    return posixpath.relpath(path, root) if root not in ("", "/") else path.lstrip("/")
+
+
+def _hidden(relative: str) -> bool:
+    return any(part.startswith(".") for part in relative.split("/"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Failure:
+    """An input that produced no output, and why."""
+
+    input: str
+    error: str
+
+
+@dataclasses.dataclass
+class JobResult:
+    """What :func:`remove_backgrounds` did.
+
+    Attributes:
+        processed: Outputs written by this run.
+        skipped: Inputs whose output already existed (``existing="skip"``).
+        failed: One :class:`Failure` per input without an output (unreadable image, output in
+            the way, ...), sorted by input.
+        seconds: Wall time of the run (listing, processing and writing).
+    """
+
+    processed: int = 0
+    skipped: int = 0
+    failed: list[Failure] = dataclasses.field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Every input has its output."""
+        return not self.failed
+
+
+class MirroredImageSink(Datasink[dict[str, Any]]):
+    """A :class:`ray.data.Datasink` that writes each row's encoded result under the name of its
+    input: ``<output root>/<input path relative to the input root, new extension>``.
+
+    Every file is written to a hidden temporary name in its destination folder and renamed into
+    place (locally: fsync then ``os.replace``, atomic; on object stores: ``move``, a server-side
+    copy that makes the object appear complete, then the temporary is deleted), so a reader, or
+    a rerun after a crash, never sees a partial output. A retried write (a task re-run after an
+    actor died) writes the same bytes to the same name: nothing is doubled.
+
+    Ray's own file datasinks name files after the write task (``FilenameProvider``'s per-row
+    names are deprecated since Ray 2.5x), which cannot mirror the inputs: hence this sink.
+    Rows with an :data:`ERROR_COLUMN` are not written; they come back as failures.
+    """
+
+    def __init__(
+        self,
+        input_root: str,
+        output_root: str,
+        *,
+        fmt: str,
+        filesystem: pafs.FileSystem,
+    ) -> None:
+        self.input_root = input_root
+        self.output_root = output_root
+        self.fmt = fmt
+        self.filesystem = filesystem
+        self.outcome: JobResult | None = None
+
+    def get_name(self) -> str:
+        return "rmbg-mirrored-images"
+
+    def destination(self, input_path: str) -> str:
+        """The output path (on the output file system) of ``input_path``."""
+        rel = output_name(_relative(input_path, self.input_root), self.fmt)
+        return posixpath.join(self.output_root, rel)
+
+    def write(self, blocks: Iterable[Block], ctx: TaskContext) -> dict[str, Any]:
+        written = 0
+        failures: list[tuple[str, str]] = []
+        for block in blocks:
+            table = BlockAccessor.for_block(block).to_arrow()
+            paths = table.column("path").to_pylist()
+            results = table.column(RESULT_COLUMN).to_pylist()
+            errors = table.column(ERROR_COLUMN).to_pylist()
+            for path, data, error in zip(paths, results, errors, strict=True):
+                if error is not None or data is None:
+                    failures.append((path, error or "no result"))
+                    continue
+                try:
+                    _write_atomic(self.filesystem, self.destination(path), data)
+                except OSError as exc:
+                    failures.append((path, f"cannot write {self.destination(path)}: {exc}"))
+                else:
+                    written += 1
+        return {"written": written, "failed": failures}
+
+    def on_write_complete(self, write_result: Any) -> None:
+        returns = list(getattr(write_result, "write_returns", write_result) or [])
+        outcome = JobResult()
+        for r in returns:
+            outcome.processed += int(r["written"])
+            outcome.failed.extend(Failure(p, e) for p, e in r["failed"])
+        self.outcome = outcome
+
+
+def _write_atomic(fs: pafs.FileSystem, dest: str, data: bytes) -> None:
+    folder, name = posixpath.split(dest)
+    tmp = posixpath.join(folder, f".{name}.{uuid.uuid4().hex[:12]}{TEMP_SUFFIX}")
+    if isinstance(fs, pafs.LocalFileSystem):
+        os.makedirs(folder, exist_ok=True)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, dest)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return
+    with fs.open_output_stream(tmp) as f:
+        f.write(data)
+    try:
+        fs.move(tmp, dest)
+    finally:
+        if fs.get_file_info(tmp).type != pafs.FileType.NotFound:
+            fs.delete_file(tmp)
+
+
+@dataclasses.dataclass
+class _Plan:
+    todo: list[str]  # input paths on the input file system
+    skipped: int
+    failed: list[Failure]
+
+
+def _plan(
+    in_fs: pafs.FileSystem,
+    in_root: str,
+    single: bool,
+    out_fs: pafs.FileSystem,
+    out_root: str,
+    *,
+    fmt: str,
+    recursive: bool,
+    existing: Existing,
+) -> _Plan:
+    """The inputs that need work, decided before any is read (as the CLI's folder mode does).
+
+    One listing of the input tree and one of the output tree (not one request per file), so a
+    rerun over a million done outputs costs two listings. Leftover temporary files of a crashed
+    run are removed from the output tree.
+    """
+    if single:
+        inputs = [in_root]
+        in_root = posixpath.dirname(in_root)
+    else:
+        exts = _image_extensions()
+        same_fs = type(in_fs) is type(out_fs)
+        inside = same_fs and out_root != in_root and (out_root + "/").startswith(in_root + "/")
+        inputs = []
+        for info in in_fs.get_file_info(pafs.FileSelector(in_root, recursive=recursive)):
+            if info.type != pafs.FileType.File:
+                continue
+            rel = _relative(info.path, in_root)
+            if _hidden(rel) or posixpath.splitext(rel)[1].lower() not in exts:
+                continue
+            if inside and (info.path + "/").startswith(out_root + "/"):
+                continue  # the output folder is inside the input folder: never take outputs
+            inputs.append(info.path)
+        inputs.sort()
+    done: set[str] = set()
+    selector = pafs.FileSelector(out_root, recursive=True, allow_not_found=True)
+    for info in out_fs.get_file_info(selector):
+        if info.type != pafs.FileType.File:
+            continue
+        if info.path.endswith(TEMP_SUFFIX):
+            logger.info("removing %s, left by an interrupted run", info.path)
+            out_fs.delete_file(info.path)
+        else:
+            done.add(info.path)
+    plan = _Plan([], 0, [])
+    claimed: dict[str, str] = {}
+    sources = set(inputs) if type(in_fs) is type(out_fs) else set()
+    for path in inputs:
+        dest = posixpath.join(out_root, output_name(_relative(path, in_root), fmt))
+        if dest in sources:
+            plan.failed.append(Failure(path, f"the output {dest} would overwrite an input"))
+        elif dest in claimed:
+            plan.failed.append(Failure(path, f"the output {dest} is also that of {claimed[dest]}"))
+        elif dest in done and existing == "skip":
+            claimed[dest] = path
+            plan.skipped += 1
+        elif dest in done and existing == "fail":
+            plan.failed.append(
+                Failure(path, f"the output {dest} exists (use existing='skip' or 'overwrite')")
+            )
+        else:
+            claimed[dest] = path
+            plan.todo.append(path)
+    return plan
+
+
+# -- the one call ---------------------------------------------------------------------------------
+def remove_backgrounds(
+    input_uri: str | os.PathLike[str],
+    output_uri: str | os.PathLike[str],
+    options: CutoutOptions | MaskOptions | None = None,
+    *,
+    kind: Kind = "cutout",
+    format: Literal["png", "webp"] = "png",  # noqa: A002 - the CLI's --format
+    quality: int | None = None,
+    model: Any = None,
+    backend: str = "openvino",
+    device: str | None = None,
+    precision: str = "auto",
+    cache_dir: str | os.PathLike[str] | None = None,
+    backend_options: Mapping[str, Any] | None = None,
+    input_size: int | tuple[int, int] | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    recursive: bool = True,
+    existing: Existing = "skip",
+    strict: bool = False,
+    actors: int | None = None,
+    cpus_per_actor: float | None = None,
+    batch_size: int | None = None,
+    progress: bool = True,
+    input_filesystem: pafs.FileSystem | None = None,
+    output_filesystem: pafs.FileSystem | None = None,
+    ray_remote_args: Mapping[str, Any] | None = None,
+) -> JobResult:
+    """Cut out (or mask) every image under ``input_uri`` into ``output_uri`` on Ray Data.
+
+    Outputs mirror the inputs: ``<input_uri>/a/b.jpg`` -> ``<output_uri>/a/b.png``. Uses the
+    running Ray cluster (``ray.init(address=...)`` first), or starts a local one.
+
+    Args:
+        input_uri: A folder (or one file): a local path, ``file://``, ``s3://bucket/prefix``,
+            ``gs://bucket/prefix``, or any URI :mod:`pyarrow.fs` understands. Hidden files and
+            files that are not images (by extension) are ignored.
+        output_uri: The output folder or prefix (created as needed).
+        options: :class:`~rmbg.options.CutoutOptions` / :class:`~rmbg.options.MaskOptions`.
+        kind: ``"cutout"`` or ``"mask"``.
+        format: ``"png"`` (bytes identical to ``remover.cutout(data, output="png")``) or
+            ``"webp"`` (lossless unless ``quality``).
+        quality: WebP quality 1-100.
+        model, backend, device, precision, cache_dir, backend_options, input_size, max_pixels:
+            As for :class:`~rmbg.BackgroundRemover`, for the remover each actor loads (a local
+            model path must exist on every node). ``backend_options`` are merged over the
+            sizing's (OpenVINO's THROUGHPUT hint by default).
+        recursive: Descend into sub-folders.
+        existing: What to do with an output that exists: ``"skip"`` (resume, the default),
+            ``"overwrite"``, or ``"fail"`` (a failure row, like the CLI without
+            ``--overwrite``/``--skip-existing``).
+        strict: Fail the job on the first bad image instead of reporting it.
+        actors: Actors (model copies) in the pool (default: one per node's worth of CPUs, see
+            :func:`default_sizing`).
+        cpus_per_actor: CPUs each actor reserves (default: a node's CPUs less 0.5, the room
+            two read/write tasks need).
+        batch_size: Images per batch (default from :func:`default_sizing`).
+        progress: Ray Data's progress bars (on stderr).
+        input_filesystem, output_filesystem: :class:`pyarrow.fs.FileSystem` objects to use
+            instead of the ones the URIs name (credentials, endpoints, ...).
+        ray_remote_args: More arguments for the actors' ``map_batches``, e.g. ``resources``,
+            ``runtime_env`` or ``label_selector``. A dead actor (a crashed or OOM-killed worker,
+            a lost node) is restarted and its batch retried: Ray Data's defaults for actor
+            pools (``max_restarts=-1``, ``max_task_retries=-1``), which rmbg keeps.
+
+    Returns:
+        A :class:`JobResult`: outputs written, skipped, and one failure per input without output.
+
+    Raises:
+        UnsupportedOptionError: A bad option (before anything runs).
+        FileNotFoundError: ``input_uri`` does not exist.
+        RmbgError: ``strict`` and a bad image, or the model failed to load on the actors.
+    """
+    started = time.perf_counter()
+    kind = _check_choice("kind", kind, _KINDS)  # type: ignore[assignment]
+    fmt = _check_choice("format", format, ("png", "webp"))
+    _check_choice("existing", existing, _EXISTING)
+    opts = _build_options(kind, options)
+    in_fs, in_root = _resolve(os.fspath(input_uri), input_filesystem)
+    out_fs, out_root = _resolve(os.fspath(output_uri), output_filesystem)
+    info = in_fs.get_file_info(in_root)
+    if info.type == pafs.FileType.NotFound:
+        raise FileNotFoundError(f"{input_uri}: no such file or folder")
+    plan = _plan(
+        in_fs,
+        in_root,
+        info.type == pafs.FileType.File,
+        out_fs,
+        out_root,
+        fmt=fmt,
+        recursive=recursive,
+        existing=existing,
+    )
+    result = JobResult(skipped=plan.skipped, failed=list(plan.failed))
+    if plan.todo:
+        sizing = default_sizing(_node_cpus())
+        per_actor = float(cpus_per_actor) if cpus_per_actor is not None else sizing.cpus_per_actor
+        pool = actors if actors is not None else _pool_size(per_actor)
+        if pool < 1:
+            raise UnsupportedOptionError(f"actors must be at least 1, not {pool}")
+        sink = MirroredImageSink(
+            in_root if info.type != pafs.FileType.File else posixpath.dirname(in_root),
+            out_root,
+            fmt=fmt,
+            filesystem=out_fs,
+        )
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = progress
+        ds = ray.data.read_binary_files(
+            plan.todo, include_paths=True, filesystem=in_fs, num_cpus=IO_CPUS
+        )
+        ds = ds.map_batches(
+            RemoveBackgrounds,
+            fn_constructor_kwargs={
+                "kind": kind,
+                "options": opts,
+                "output": fmt,
+                "quality": quality,
+                "model": model,
+                "backend": backend,
+                "device": device,
+                "precision": precision,
+                "cache_dir": cache_dir,
+                "backend_options": {**sizing.backend_options, **(backend_options or {})}
+                if backend == "openvino"
+                else backend_options,
+                "input_size": input_size,
+                "max_pixels": max_pixels,
+                "strict": strict,
+            },
+            batch_size=batch_size or sizing.batch_size,
+            batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=pool),
+            num_cpus=per_actor,
+            **dict(ray_remote_args or {}),
+        )
+        ds.write_datasink(sink, ray_remote_args={"num_cpus": IO_CPUS})
+        if sink.outcome is not None:
+            result.processed = sink.outcome.processed
+            result.failed.extend(sink.outcome.failed)
+    result.failed.sort(key=lambda f: f.input)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _node_cpus() -> int:
+    """The CPUs of the largest alive node of the cluster (Ray started if it is not)."""
+    if not ray.is_initialized():
+        ray.init()
+    cpus = [n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")]
+    return int(max(cpus, default=1)) or 1
+
+
+def _pool_size(cpus_per_actor: float) -> int:
+    """Actors that fit on the alive nodes at ``cpus_per_actor`` each, beside two read/write
+    tasks per node (at least one)."""
+    fit = 0
+    for node in ray.nodes():
+        if node.get("Alive"):
+            free = float(node["Resources"].get("CPU", 0)) - 2 * IO_CPUS
+            fit += int(free // max(cpus_per_actor, 1e-6))
+    return max(1, fit)
