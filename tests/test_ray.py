@@ -94,7 +94,9 @@ def folder(tmp_path) -> tuple[Path, dict[str, bytes], list[str]]:
 
 def _outputs(root: Path) -> dict[str, bytes]:
     return {
-        p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
     }
 
 
@@ -242,7 +244,9 @@ def test_map_batches_masks_as_arrays_webp_and_strict(ray_env, folder):
     for rel, data in good.items():
         row = by_path[str(src / rel)]
         assert row[rmbg_ray.ERROR_COLUMN] is None
-        np.testing.assert_array_equal(row[rmbg_ray.RESULT_COLUMN], remover.mask(data, opts, output="array"))
+        np.testing.assert_array_equal(
+            row[rmbg_ray.RESULT_COLUMN], remover.mask(data, opts, output="array")
+        )
     failed = by_path[str(src / bad[0])]
     assert failed[rmbg_ray.ERROR_COLUMN]
     assert failed[rmbg_ray.RESULT_COLUMN].size == 0
@@ -266,7 +270,7 @@ def test_map_batches_masks_as_arrays_webp_and_strict(ray_env, folder):
         compute=ray.data.ActorPoolStrategy(size=1),
         max_task_retries=0,
     )
-    with pytest.raises(Exception, match="broken|cannot|identify|image"):  # noqa: PT011
+    with pytest.raises(Exception, match=r"not an image"):
         strict.take_all()
 
 

@@ -229,13 +229,16 @@ class RemoveBackgrounds:
             column[:] = results
             error_column = np.empty(len(errors), dtype=object)
             error_column[:] = errors
-            return {**{k: np.asarray(v) for k, v in rest.items()}, RESULT_COLUMN: column,
-                    ERROR_COLUMN: error_column}
+            return {
+                **{k: np.asarray(v) for k, v in rest.items()},
+                RESULT_COLUMN: column,
+                ERROR_COLUMN: error_column,
+            }
         # encoded bytes with missing values: an Arrow table keeps them binary (no pickling)
         table = {k: pa.array(list(v)) for k, v in rest.items()}
         table[RESULT_COLUMN] = pa.array(results, type=pa.binary())
         table[ERROR_COLUMN] = pa.array(errors, type=pa.string())
-        return pa.table(table)  # type: ignore[no-any-return]
+        return pa.table(table)
 
     def _process(
         self, images: list[bytes], labels: list[str] | None
@@ -554,7 +557,7 @@ def remove_backgrounds(
     options: CutoutOptions | MaskOptions | None = None,
     *,
     kind: Kind = "cutout",
-    format: Literal["png", "webp"] = "png",  # noqa: A002 - the CLI's --format
+    format: Literal["png", "webp"] = "png",
     quality: int | None = None,
     model: Any = None,
     backend: str = "openvino",
@@ -696,7 +699,7 @@ def _node_cpus() -> int:
     """The CPUs of the largest alive node of the cluster (Ray started if it is not)."""
     if not ray.is_initialized():
         ray.init()
-    cpus = [n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")]
+    cpus = [n["Resources"].get("CPU", 0) for n in _nodes() if n.get("Alive")]
     return int(max(cpus, default=1)) or 1
 
 
@@ -704,8 +707,13 @@ def _pool_size(cpus_per_actor: float) -> int:
     """Actors that fit on the alive nodes at ``cpus_per_actor`` each, beside two read/write
     tasks per node (at least one)."""
     fit = 0
-    for node in ray.nodes():
+    for node in _nodes():
         if node.get("Alive"):
             free = float(node["Resources"].get("CPU", 0)) - 2 * IO_CPUS
             fit += int(free // max(cpus_per_actor, 1e-6))
     return max(1, fit)
+
+
+def _nodes() -> list[dict[str, Any]]:
+    nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
+    return nodes
