@@ -36,12 +36,12 @@ import logging
 import os
 import posixpath
 import time
-import uuid
-from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, TypeAlias
 
 import numpy as np
 
+from rmbg.backends.base import BackendOptions
 from rmbg.errors import BackendUnavailableError, RmbgError, UnsupportedOptionError
 from rmbg.io import DEFAULT_MAX_PIXELS
 from rmbg.options import CutoutOptions, MaskOptions
@@ -51,19 +51,27 @@ try:
     import pyarrow.fs as pafs
     import ray
     import ray.data
-    from ray.data import Datasink
-    from ray.data.block import Block, BlockAccessor
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise BackendUnavailableError(
         f"rmbg.ray needs Ray Data ({exc}); install it with: pip install 'rmbg[ray]'"
     ) from exc
 
-if TYPE_CHECKING:
-    from ray.data._internal.execution.interfaces import TaskContext
+from rmbg import _ray_files as files
+from rmbg._ray_files import (
+    ERROR_COLUMN,
+    RESULT_COLUMN,
+    TEMP_SUFFIX,
+    Existing,
+    Failure,
+    JobResult,
+    MirroredImageSink,
+    output_name,
+)
 
 __all__ = [
     "ERROR_COLUMN",
     "RESULT_COLUMN",
+    "TEMP_SUFFIX",
     "Failure",
     "JobResult",
     "MirroredImageSink",
@@ -78,14 +86,7 @@ logger = logging.getLogger("rmbg")
 
 Kind: TypeAlias = Literal["cutout", "mask"]
 Encoding: TypeAlias = Literal["png", "webp", "array"]
-Existing: TypeAlias = Literal["skip", "overwrite", "fail"]
 
-#: The column :class:`RemoveBackgrounds` writes its results to (encoded bytes or an array).
-RESULT_COLUMN = "result"
-#: The column holding a failed image's error message (``None`` when it succeeded).
-ERROR_COLUMN = "error"
-#: Suffix of the temporary files outputs are written to before being renamed into place.
-TEMP_SUFFIX = ".rmbg-tmp"
 #: Test-only: a marker path; the first actor to create it (after its first batch) exits at once,
 #: to prove that a crashed actor is replaced and its batch retried (tests/test_ray.py).
 CRASH_ONCE_ENV = "RMBG_RAY_TEST_CRASH_ONCE"
@@ -101,39 +102,34 @@ _EXISTING: tuple[str, ...] = ("skip", "overwrite", "fail")
 # -- sizing -------------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class Sizing:
-    """How the work is spread over a node's CPUs (see ``docs/scale.md`` for the measurements).
+    """How the work is spread over a node's CPUs (the measurements: ``docs/scale.md``).
 
     Attributes:
         actors_per_node: Actors (model copies) per node.
-        cpus_per_actor: CPUs each actor reserves from Ray's scheduler (the node's, less room
-            for two read/write tasks of :data:`IO_CPUS`: an actor that reserved them all
-            would starve the reads, and the job would never start).
-        backend_options: The OpenVINO options each actor's remover gets (streams and threads
-            chosen so that the actors of a node fill its cores without oversubscribing them).
+        cpus_per_actor: CPUs each actor reserves from Ray's scheduler: the node's, less room for
+            two read/write tasks of :data:`IO_CPUS` (an actor that reserved them all would starve
+            the reads, and the job would never start). The engine itself uses every core: with
+            the backend's batch options (OpenVINO: the THROUGHPUT hint, parallel streams).
         batch_size: Images per ``map_batches`` call.
     """
 
     actors_per_node: int
     cpus_per_actor: float
-    backend_options: Mapping[str, Any]
     batch_size: int
 
 
 def default_sizing(node_cpus: int) -> Sizing:
-    """The defaults for a node with ``node_cpus`` CPUs: one actor per node, whose OpenVINO
-    engine runs in THROUGHPUT mode over all of the node's cores (parallel streams, one model
-    copy in memory), and batches of 4 images per stream.
+    """The defaults for nodes of ``node_cpus`` CPUs: one actor per node running the backend's
+    throughput settings over all its cores, batches of 4 images per 2 cores (4 to 16).
 
-    Measured on 2 cores (``benchmarks/ray.py``, ``docs/scale.md``): two 1-stream actors were no
-    faster than one 2-stream actor and held two model copies; batches below 4 images added
-    per-call overhead, above 16 only delayed the first outputs.
+    Measured on 2 cores (``benchmarks/ray.py``, ``docs/scale.md``): two actors of one core each
+    were no faster than one actor of two streams, and held two model copies.
     """
     cpus = max(1, int(node_cpus))
     return Sizing(
         actors_per_node=1,
-        cpus_per_actor=cpus - 2 * IO_CPUS,  # two read/write tasks fit beside it
-        backend_options={"performance_hint": "THROUGHPUT"},
-        batch_size=max(4, min(16, 4 * max(1, cpus // 2))),
+        cpus_per_actor=cpus - 2 * IO_CPUS,
+        batch_size=max(4, min(16, 4 * (cpus // 2))),
     )
 
 
@@ -177,7 +173,7 @@ class RemoveBackgrounds:
         device: str | None = None,
         precision: str = "auto",
         cache_dir: str | os.PathLike[str] | None = None,
-        backend_options: Mapping[str, Any] | None = None,
+        backend_options: BackendOptions | Mapping[str, Any] | None = None,
         input_size: int | tuple[int, int] | None = None,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         column: str = "bytes",
@@ -319,237 +315,6 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-# -- names, listing, writing ---------------------------------------------------------------------
-def output_name(relative: str, fmt: str) -> str:
-    """The output's path relative to the output root: the input's, with ``fmt`` as extension
-    (``shop/a/photo.jpg`` -> ``shop/a/photo.png``), as the CLI's ``--out-dir`` names them."""
-    head, tail = posixpath.split(relative)
-    stem = tail.rsplit(".", 1)[0] if "." in tail.lstrip(".") else tail
-    return posixpath.join(head, f"{stem}.{fmt}") if head else f"{stem}.{fmt}"
-
-
-def _image_extensions() -> frozenset[str]:
-    from PIL import Image
-
-    return frozenset(e.lower() for e, f in Image.registered_extensions().items() if f in Image.OPEN)
-
-
-def _resolve(uri: str, filesystem: pafs.FileSystem | None) -> tuple[pafs.FileSystem, str]:
-    """``uri`` -> (file system, path on it): local paths, ``file://``, ``s3://``, ``gs://``..."""
-    if filesystem is not None:
-        path = uri.split("://", 1)[1] if "://" in uri else uri
-        if isinstance(filesystem, pafs.LocalFileSystem):
-            path = os.path.abspath(path)
-        return filesystem, path.rstrip("/") or "/"
-    if "://" not in uri:
-        return pafs.LocalFileSystem(), os.path.abspath(uri)
-    fs, path = pafs.FileSystem.from_uri(uri)
-    return fs, path.rstrip("/")
-
-
-def _relative(path: str, root: str) -> str:
-    return posixpath.relpath(path, root) if root not in ("", "/") else path.lstrip("/")
-
-
-def _hidden(relative: str) -> bool:
-    return any(part.startswith(".") for part in relative.split("/"))
-
-
-@dataclasses.dataclass(frozen=True)
-class Failure:
-    """An input that produced no output, and why."""
-
-    input: str
-    error: str
-
-
-@dataclasses.dataclass
-class JobResult:
-    """What :func:`remove_backgrounds` did.
-
-    Attributes:
-        processed: Outputs written by this run.
-        skipped: Inputs whose output already existed (``existing="skip"``).
-        failed: One :class:`Failure` per input without an output (unreadable image, output in
-            the way, ...), sorted by input.
-        seconds: Wall time of the run (listing, processing and writing).
-    """
-
-    processed: int = 0
-    skipped: int = 0
-    failed: list[Failure] = dataclasses.field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        """Every input has its output."""
-        return not self.failed
-
-
-class MirroredImageSink(Datasink[dict[str, Any]]):
-    """A :class:`ray.data.Datasink` that writes each row's encoded result under the name of its
-    input: ``<output root>/<input path relative to the input root, new extension>``.
-
-    Every file is written to a hidden temporary name in its destination folder and renamed into
-    place (locally: fsync then ``os.replace``, atomic; on object stores: ``move``, a server-side
-    copy that makes the object appear complete, then the temporary is deleted), so a reader, or
-    a rerun after a crash, never sees a partial output. A retried write (a task re-run after an
-    actor died) writes the same bytes to the same name: nothing is doubled.
-
-    Ray's own file datasinks name files after the write task (``FilenameProvider``'s per-row
-    names are deprecated since Ray 2.5x), which cannot mirror the inputs: hence this sink.
-    Rows with an :data:`ERROR_COLUMN` are not written; they come back as failures.
-    """
-
-    def __init__(
-        self,
-        input_root: str,
-        output_root: str,
-        *,
-        fmt: str,
-        filesystem: pafs.FileSystem,
-    ) -> None:
-        self.input_root = input_root
-        self.output_root = output_root
-        self.fmt = fmt
-        self.filesystem = filesystem
-        self.outcome: JobResult | None = None
-
-    def get_name(self) -> str:
-        return "rmbg-mirrored-images"
-
-    def destination(self, input_path: str) -> str:
-        """The output path (on the output file system) of ``input_path``."""
-        rel = output_name(_relative(input_path, self.input_root), self.fmt)
-        return posixpath.join(self.output_root, rel)
-
-    def write(self, blocks: Iterable[Block], ctx: TaskContext) -> dict[str, Any]:
-        written = 0
-        failures: list[tuple[str, str]] = []
-        for block in blocks:
-            table = BlockAccessor.for_block(block).to_arrow()
-            paths = table.column("path").to_pylist()
-            results = table.column(RESULT_COLUMN).to_pylist()
-            errors = table.column(ERROR_COLUMN).to_pylist()
-            for path, data, error in zip(paths, results, errors, strict=True):
-                if error is not None or data is None:
-                    failures.append((path, error or "no result"))
-                    continue
-                try:
-                    _write_atomic(self.filesystem, self.destination(path), data)
-                except OSError as exc:
-                    failures.append((path, f"cannot write {self.destination(path)}: {exc}"))
-                else:
-                    written += 1
-        return {"written": written, "failed": failures}
-
-    def on_write_complete(self, write_result: Any) -> None:
-        returns = list(getattr(write_result, "write_returns", write_result) or [])
-        outcome = JobResult()
-        for r in returns:
-            outcome.processed += int(r["written"])
-            outcome.failed.extend(Failure(p, e) for p, e in r["failed"])
-        self.outcome = outcome
-
-
-def _write_atomic(fs: pafs.FileSystem, dest: str, data: bytes) -> None:
-    folder, name = posixpath.split(dest)
-    tmp = posixpath.join(folder, f".{name}.{uuid.uuid4().hex[:12]}{TEMP_SUFFIX}")
-    if isinstance(fs, pafs.LocalFileSystem):
-        os.makedirs(folder, exist_ok=True)
-        try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, dest)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return
-    with fs.open_output_stream(tmp) as f:
-        f.write(data)
-    try:
-        fs.move(tmp, dest)
-    finally:
-        if fs.get_file_info(tmp).type != pafs.FileType.NotFound:
-            fs.delete_file(tmp)
-
-
-@dataclasses.dataclass
-class _Plan:
-    todo: list[str]  # input paths on the input file system
-    skipped: int
-    failed: list[Failure]
-
-
-def _plan(
-    in_fs: pafs.FileSystem,
-    in_root: str,
-    single: bool,
-    out_fs: pafs.FileSystem,
-    out_root: str,
-    *,
-    fmt: str,
-    recursive: bool,
-    existing: Existing,
-) -> _Plan:
-    """The inputs that need work, decided before any is read (as the CLI's folder mode does).
-
-    One listing of the input tree and one of the output tree (not one request per file), so a
-    rerun over a million done outputs costs two listings. Leftover temporary files of a crashed
-    run are removed from the output tree.
-    """
-    if single:
-        inputs = [in_root]
-        in_root = posixpath.dirname(in_root)
-    else:
-        exts = _image_extensions()
-        same_fs = type(in_fs) is type(out_fs)
-        inside = same_fs and out_root != in_root and (out_root + "/").startswith(in_root + "/")
-        inputs = []
-        for info in in_fs.get_file_info(pafs.FileSelector(in_root, recursive=recursive)):
-            if info.type != pafs.FileType.File:
-                continue
-            rel = _relative(info.path, in_root)
-            if _hidden(rel) or posixpath.splitext(rel)[1].lower() not in exts:
-                continue
-            if inside and (info.path + "/").startswith(out_root + "/"):
-                continue  # the output folder is inside the input folder: never take outputs
-            inputs.append(info.path)
-        inputs.sort()
-    done: set[str] = set()
-    selector = pafs.FileSelector(out_root, recursive=True, allow_not_found=True)
-    for info in out_fs.get_file_info(selector):
-        if info.type != pafs.FileType.File:
-            continue
-        if info.path.endswith(TEMP_SUFFIX):
-            logger.info("removing %s, left by an interrupted run", info.path)
-            out_fs.delete_file(info.path)
-        else:
-            done.add(info.path)
-    plan = _Plan([], 0, [])
-    claimed: dict[str, str] = {}
-    sources = set(inputs) if type(in_fs) is type(out_fs) else set()
-    for path in inputs:
-        dest = posixpath.join(out_root, output_name(_relative(path, in_root), fmt))
-        if dest in sources:
-            plan.failed.append(Failure(path, f"the output {dest} would overwrite an input"))
-        elif dest in claimed:
-            plan.failed.append(Failure(path, f"the output {dest} is also that of {claimed[dest]}"))
-        elif dest in done and existing == "skip":
-            claimed[dest] = path
-            plan.skipped += 1
-        elif dest in done and existing == "fail":
-            plan.failed.append(
-                Failure(path, f"the output {dest} exists (use existing='skip' or 'overwrite')")
-            )
-        else:
-            claimed[dest] = path
-            plan.todo.append(path)
-    return plan
-
-
 # -- the one call ---------------------------------------------------------------------------------
 def remove_backgrounds(
     input_uri: str | os.PathLike[str],
@@ -595,8 +360,9 @@ def remove_backgrounds(
         quality: WebP quality 1-100.
         model, backend, device, precision, cache_dir, backend_options, input_size, max_pixels:
             As for :class:`~rmbg.BackgroundRemover`, for the remover each actor loads (a local
-            model path must exist on every node). ``backend_options`` are merged over the
-            sizing's (OpenVINO's THROUGHPUT hint by default).
+            model path must exist on every node). A mapping of ``backend_options`` goes over
+            the backend's batch options (OpenVINO: the THROUGHPUT hint), as in the CLI's folder
+            mode.
         recursive: Descend into sub-folders.
         existing: What to do with an output that exists: ``"skip"`` (resume, the default),
             ``"overwrite"``, or ``"fail"`` (a failure row, like the CLI without
@@ -628,12 +394,13 @@ def remove_backgrounds(
     fmt = _check_choice("format", format, ("png", "webp"))
     _check_choice("existing", existing, _EXISTING)
     opts = _build_options(kind, options)
-    in_fs, in_root = _resolve(os.fspath(input_uri), input_filesystem)
-    out_fs, out_root = _resolve(os.fspath(output_uri), output_filesystem)
+    batch_options = _batch_options(backend, backend_options)
+    in_fs, in_root = files.resolve(os.fspath(input_uri), input_filesystem)
+    out_fs, out_root = files.resolve(os.fspath(output_uri), output_filesystem)
     info = in_fs.get_file_info(in_root)
     if info.type == pafs.FileType.NotFound:
         raise FileNotFoundError(f"{input_uri}: no such file or folder")
-    plan = _plan(
+    plan = files.plan(
         in_fs,
         in_root,
         info.type == pafs.FileType.File,
@@ -650,7 +417,7 @@ def remove_backgrounds(
         pool = actors if actors is not None else _pool_size(per_actor)
         if pool < 1:
             raise UnsupportedOptionError(f"actors must be at least 1, not {pool}")
-        sink = MirroredImageSink(
+        sink = files.MirroredImageSink(
             in_root if info.type != pafs.FileType.File else posixpath.dirname(in_root),
             out_root,
             fmt=fmt,
@@ -673,9 +440,7 @@ def remove_backgrounds(
                 "device": device,
                 "precision": precision,
                 "cache_dir": cache_dir,
-                "backend_options": {**sizing.backend_options, **(backend_options or {})}
-                if backend == "openvino"
-                else backend_options,
+                "backend_options": batch_options,
                 "input_size": input_size,
                 "max_pixels": max_pixels,
                 "strict": strict,
@@ -693,6 +458,18 @@ def remove_backgrounds(
     result.failed.sort(key=lambda f: f.input)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _batch_options(backend: str, options: Any) -> Any:
+    """The backend's throughput options under the user's (as the CLI's folder mode does),
+    validated here, on the driver, before any actor starts."""
+    from rmbg.backends import get_backend
+
+    backend_cls = get_backend(backend)
+    if options is None or isinstance(options, Mapping):
+        options = {**backend_cls.batch_options, **(options or {})}
+    backend_cls.Options.parse(options, backend_cls.name)
+    return options
 
 
 def _node_cpus() -> int:
