@@ -9,6 +9,7 @@ ends. The fake backend stands in for the network except in the one real-weight t
 from __future__ import annotations
 
 import io
+import json
 import os
 import pickle
 import signal
@@ -296,3 +297,50 @@ def test_real_weights_on_ray_match_the_library(ray_env, standin_dir, tmp_path):
     for name in ("chelsea", "coffee"):
         expected = remover.cutout((src / f"{name}.jpg").read_bytes(), output="png")
         assert (tmp_path / "out" / f"{name}.png").read_bytes() == expected
+
+
+# -- the CLI --------------------------------------------------------------------------------------
+def test_ray_flag_takes_an_optional_address():
+    from rmbg._ray_cli import normalize_argv
+
+    assert normalize_argv(["cutout", "--ray", "shop", "--out-dir", "o"])[1] == "--ray=local"
+    for address in ("auto", "ray://head:10001", "10.0.0.1:6379", "local"):
+        assert normalize_argv(["cutout", "--ray", address, "shop"])[2] == address
+    assert normalize_argv(["cutout", "shop", "--ray"]) == ["cutout", "shop", "--ray"]
+
+
+@pytest.mark.parametrize("ray_env", ["local"], indirect=True)
+def test_cli_ray_gives_the_folder_mode_files(ray_env, folder, tmp_path):
+    """``rmbg cutout --ray ADDRESS DIR --out-dir OUT`` and the folder mode, same flags: the same
+    files byte for byte, the same failures, the same exit code."""
+    src, good, bad = folder
+    model = tmp_path / "model.onnx"
+    model.write_bytes(b"")
+    flags = ["-r", "--json", "--background", "white", "--feather", "1", "--trim", "--margin", "2"]
+    flags += ["--model", str(model), "--backend", "fake", "-q"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+
+    def cli(*args: str) -> tuple[int, dict]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "rmbg", "cutout", *args, *flags],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+        return proc.returncode, json.loads(proc.stdout)
+
+    address = ray.get_runtime_context().gcs_address
+    code, report = cli("--ray", address, str(src), "--out-dir", str(tmp_path / "ray"))
+    folder_code, folder_report = cli(str(src), "--out-dir", str(tmp_path / "folder"))
+    assert code == folder_code == 1  # some inputs failed
+    assert _outputs(tmp_path / "ray") == _outputs(tmp_path / "folder")
+    assert len(_outputs(tmp_path / "ray")) == len(good)
+    assert report["processed"] == folder_report["processed"] == len(good)
+    assert sorted(f["input"] for f in report["failed"]) == sorted(str(src / b) for b in bad)
+    assert len(folder_report["failed"]) == len(bad)
+
+    code, report = cli(
+        "--ray", address, str(src), "--out-dir", str(tmp_path / "ray"), "--skip-existing"
+    )
+    assert (report["processed"], report["skipped"]) == (0, len(good))

@@ -148,7 +148,8 @@ class RemoveBackgrounds:
         output: ``"png"`` (bytes, exactly ``remover.cutout(data, output="png")``), ``"webp"``
             (bytes; lossless unless ``quality``) or ``"array"`` (``HxW``/``HxWxC`` uint8).
         quality: WebP quality 1-100 (lossy); ``None`` for lossless.
-        model, backend, device, precision, cache_dir, backend_options, input_size, max_pixels:
+        model, backend, device, precision, cache_dir, revision, backend_options, input_size,
+            max_pixels:
             As for :class:`~rmbg.BackgroundRemover`. A local ``model`` path must exist on every
             node.
         column: The input column of encoded images (``read_binary_files``' ``"bytes"``).
@@ -173,6 +174,7 @@ class RemoveBackgrounds:
         device: str | None = None,
         precision: str = "auto",
         cache_dir: str | os.PathLike[str] | None = None,
+        revision: str | None = None,
         backend_options: BackendOptions | Mapping[str, Any] | None = None,
         input_size: int | tuple[int, int] | None = None,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
@@ -199,6 +201,7 @@ class RemoveBackgrounds:
             device=device,
             precision=precision,
             cache_dir=cache_dir,
+            revision=revision,
             backend_options=backend_options,
             input_size=input_size,
             max_pixels=max_pixels,
@@ -329,6 +332,7 @@ def remove_backgrounds(
     device: str | None = None,
     precision: str = "auto",
     cache_dir: str | os.PathLike[str] | None = None,
+    revision: str | None = None,
     backend_options: Mapping[str, Any] | None = None,
     input_size: int | tuple[int, int] | None = None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
@@ -358,7 +362,8 @@ def remove_backgrounds(
         format: ``"png"`` (bytes identical to ``remover.cutout(data, output="png")``) or
             ``"webp"`` (lossless unless ``quality``).
         quality: WebP quality 1-100.
-        model, backend, device, precision, cache_dir, backend_options, input_size, max_pixels:
+        model, backend, device, precision, cache_dir, revision, backend_options, input_size,
+            max_pixels:
             As for :class:`~rmbg.BackgroundRemover`, for the remover each actor loads (a local
             model path must exist on every node). A mapping of ``backend_options`` goes over
             the backend's batch options (OpenVINO: the THROUGHPUT hint), as in the CLI's folder
@@ -440,6 +445,7 @@ def remove_backgrounds(
                 "device": device,
                 "precision": precision,
                 "cache_dir": cache_dir,
+                "revision": revision,
                 "backend_options": batch_options,
                 "input_size": input_size,
                 "max_pixels": max_pixels,
