@@ -134,6 +134,12 @@ def test_bad_options_fail_before_ray_starts(tmp_path):
         rmbg_ray.remove_backgrounds(tmp_path, tmp_path / "o", format="jpg")
     with pytest.raises(UnsupportedOptionError, match="MaskOptions"):
         rmbg_ray.remove_backgrounds(tmp_path, tmp_path / "o", CutoutOptions(), kind="mask")
+    with pytest.raises(UnsupportedOptionError, match="quality"):
+        rmbg_ray.remove_backgrounds(tmp_path, tmp_path / "o", quality=80)
+    with pytest.raises(UnsupportedOptionError, match="delay"):  # backend options, on the driver
+        rmbg_ray.remove_backgrounds(
+            tmp_path, tmp_path / "o", backend="fake", backend_options={"dealy": 1}
+        )
     with pytest.raises(FileNotFoundError, match="no such file"):
         rmbg_ray.remove_backgrounds(tmp_path / "missing", tmp_path / "o")
     assert not ray.is_initialized()
@@ -290,7 +296,7 @@ def test_real_weights_on_ray_match_the_library(ray_env, standin_dir, tmp_path):
     src.mkdir()
     for name in ("chelsea.jpg", "coffee.jpg"):
         (src / name).write_bytes((PHOTOS / name).read_bytes())
-    settings = {"model": str(standin_dir), "precision": "f32"}
+    settings = {"model": str(standin_dir)}  # OpenVINO, default precision (bf16 here)
     result = rmbg_ray.remove_backgrounds(src, tmp_path / "out", **settings, progress=False)
     assert (result.processed, result.failed) == (2, [])
     remover = BackgroundRemover(**settings, backend_options={"performance_hint": "THROUGHPUT"})

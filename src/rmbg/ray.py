@@ -187,10 +187,7 @@ class RemoveBackgrounds:
         self.kind: Kind = _check_choice("kind", kind, _KINDS)  # type: ignore[assignment]
         self.output: Encoding = _check_choice("output", output, _ENCODINGS)  # type: ignore[assignment]
         self.options: MaskOptions = _build_options(self.kind, options)
-        if quality is not None and (output != "webp" or not 1 <= int(quality) <= 100):
-            raise UnsupportedOptionError(
-                "quality= (1-100) applies to output='webp' only; PNG is lossless."
-            )
+        _check_quality(quality, self.output)
         self.quality = quality
         self.column = column
         self.strict = bool(strict)
@@ -302,6 +299,11 @@ def _check_choice(name: str, value: str, choices: Sequence[str]) -> str:
     return value
 
 
+def _check_quality(quality: int | None, output: str) -> None:
+    if quality is not None and (output != "webp" or not 1 <= int(quality) <= 100):
+        raise UnsupportedOptionError("quality= (1-100) applies to WebP only; PNG is lossless.")
+
+
 def _build_options(kind: str, options: CutoutOptions | MaskOptions | None) -> MaskOptions:
     if kind == "cutout":
         return CutoutOptions.build(options)
@@ -399,6 +401,7 @@ def remove_backgrounds(
     fmt = _check_choice("format", format, ("png", "webp"))
     _check_choice("existing", existing, _EXISTING)
     opts = _build_options(kind, options)
+    _check_quality(quality, fmt)
     batch_options = _batch_options(backend, backend_options)
     in_fs, in_root = files.resolve(os.fspath(input_uri), input_filesystem)
     out_fs, out_root = files.resolve(os.fspath(output_uri), output_filesystem)
@@ -429,7 +432,7 @@ def remove_backgrounds(
             filesystem=out_fs,
         )
         ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = progress
+        shown, ctx.enable_progress_bars = ctx.enable_progress_bars, progress
         ds = ray.data.read_binary_files(
             plan.todo, include_paths=True, filesystem=in_fs, num_cpus=IO_CPUS
         )
@@ -457,7 +460,10 @@ def remove_backgrounds(
             num_cpus=per_actor,
             **dict(ray_remote_args or {}),
         )
-        ds.write_datasink(sink, ray_remote_args={"num_cpus": IO_CPUS})
+        try:
+            ds.write_datasink(sink, ray_remote_args={"num_cpus": IO_CPUS})
+        finally:
+            ctx.enable_progress_bars = shown
         if sink.outcome is not None:
             result.processed = sink.outcome.processed
             result.failed.extend(sink.outcome.failed)
