@@ -36,12 +36,16 @@ OPTIONS = CutoutOptions(feather=1.0, grow=1)
 
 
 @pytest.fixture(scope="module")
-def ray_env(request):
-    """A running Ray: ``"local"`` (2 CPUs) or ``"cluster"`` (a head and a worker node, 1 CPU each)."""
+def ray_env(request, tmp_path_factory):
+    """A running Ray: ``"local"`` (2 CPUs) or ``"cluster"`` (a head and a worker node, 1 CPU each).
+
+    Its workers convert models into the same cache as the tests (conftest's private one).
+    """
     if ray.is_initialized():
         ray.shutdown()
     cluster = None
-    env = {"env_vars": {"RMBG_CACHE_DIR": os.environ.get("RMBG_CACHE_DIR", "")}}
+    cache = os.environ.get("RMBG_CACHE_DIR") or str(tmp_path_factory.getbasetemp() / "rmbg-cache")
+    env = {"env_vars": {"RMBG_CACHE_DIR": cache}}
     if request.param == "local":
         ray.init(num_cpus=2, include_dashboard=False, runtime_env=env, log_to_driver=False)
     else:
