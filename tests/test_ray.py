@@ -286,7 +286,7 @@ def test_map_batches_masks_as_arrays_webp_and_strict(ray_env, folder):
         compute=ray.data.ActorPoolStrategy(size=1),
         max_task_retries=0,
     )
-    with pytest.raises(Exception, match=r"not an image"):
+    with pytest.raises(Exception, match=r"broken\.jpg: .*not an image.*strict=True"):
         strict.take_all()
 
 

@@ -42,7 +42,12 @@ from typing import Any, Literal, TypeAlias
 import numpy as np
 
 from rmbg.backends.base import BackendOptions
-from rmbg.errors import BackendUnavailableError, RmbgError, UnsupportedOptionError
+from rmbg.errors import (
+    BackendUnavailableError,
+    InvalidImageError,
+    RmbgError,
+    UnsupportedOptionError,
+)
 from rmbg.io import DEFAULT_MAX_PIXELS
 from rmbg.options import CutoutOptions, MaskOptions
 
@@ -249,14 +254,20 @@ class RemoveBackgrounds:
             self.options,
             output=remover_output,  # type: ignore[arg-type]
             workers=self.workers,
-            return_exceptions=not self.strict,
+            return_exceptions=True,
             then=then,
         )
         for i, result in enumerate(outputs):
             if isinstance(result, BaseException):
+                label = labels[i] if labels else f"image #{i} of the batch"
+                if self.strict:  # name the file: the library's message cannot
+                    error = (
+                        InvalidImageError if isinstance(result, InvalidImageError) else RmbgError
+                    )
+                    raise error(f"{label}: {_reason(result)} (strict=True)") from result
                 results.append(self._empty())
                 errors.append(_reason(result))
-                logger.warning("%s: %s", labels[i] if labels else f"#{i}", errors[-1])
+                logger.warning("%s: %s", label, errors[-1])
             else:
                 results.append(result)
                 errors.append(None)
