@@ -73,7 +73,8 @@ def _jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
 
 @pytest.fixture
 def folder(tmp_path) -> tuple[Path, dict[str, bytes], list[str]]:
-    """Good images (JPEG, PNG with alpha, a sub-folder), two corrupt ones, and a text file."""
+    """Good images (JPEG, PNG with alpha, sub-folders), two corrupt ones, and files that are not
+    inputs: a text file, a hidden image, a CLI output (``x.cutout.png``)."""
     src = tmp_path / "in"
     (src / "sub" / "deeper").mkdir(parents=True)
     rng = np.random.default_rng(0)
@@ -94,6 +95,7 @@ def folder(tmp_path) -> tuple[Path, dict[str, bytes], list[str]]:
     (src / "sub" / "truncated.png").write_bytes(good["sub/deeper/noise.png"][:60])
     (src / "notes.txt").write_text("not an image")
     (src / ".hidden.jpg").write_bytes(good["small.jpg"])
+    (src / "old.cutout.png").write_bytes(good["sub/deeper/noise.png"])  # an earlier CLI output
     return src, good, bad
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "hidden",
     "image_extensions",
     "output_name",
+    "own_output",
     "plan",
     "relative",
     "resolve",
@@ -85,6 +86,17 @@ def relative(path: str, root: str) -> str:
 
 def hidden(relative: str) -> bool:
     return any(part.startswith(".") for part in relative.split("/"))
+
+
+def own_output(relative: str) -> bool:
+    """``x.cutout.png`` / ``x.mask.webp``: the CLI's default output names, never inputs."""
+    stem, ext = posixpath.splitext(relative)
+    return posixpath.splitext(stem)[1] in (".cutout", ".mask") and ext.lower() in (
+        ".png",
+        ".webp",
+        ".jpg",
+        ".jpeg",
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -244,7 +256,7 @@ def plan(
             if info.type != pafs.FileType.File:
                 continue
             rel = relative(info.path, in_root)
-            if hidden(rel) or posixpath.splitext(rel)[1].lower() not in exts:
+            if hidden(rel) or posixpath.splitext(rel)[1].lower() not in exts or own_output(rel):
                 continue
             if inside and (info.path + "/").startswith(out_root + "/"):
                 continue  # the output folder is inside the input folder: never take outputs
@@ -268,7 +280,9 @@ def plan(
         if dest in sources:
             result.failed.append(Failure(path, f"the output {dest} would overwrite an input"))
         elif dest in claimed:
-            result.failed.append(Failure(path, f"the output {dest} is also that of {claimed[dest]}"))
+            result.failed.append(
+                Failure(path, f"the output {dest} is also that of {claimed[dest]}")
+            )
         elif dest in done and existing == "skip":
             claimed[dest] = path
             result.skipped += 1
