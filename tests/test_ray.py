@@ -239,59 +239,6 @@ def test_a_rerun_after_an_interrupted_job_does_only_what_was_missing(ray_env, fo
     assert _outputs(out) == expected  # and no temporary file left behind
 
 
-@pytest.mark.parametrize("ray_env", ["local"], indirect=True)
-def test_map_batches_masks_as_arrays_webp_and_strict(ray_env, folder):
-    src, good, bad = folder
-    paths = [str(src / rel) for rel in sorted(good)] + [str(src / bad[0])]
-    ds = ray.data.read_binary_files(paths, include_paths=True)
-    opts = MaskOptions(threshold=0.5)
-    rows = ds.map_batches(
-        rmbg_ray.RemoveBackgrounds,
-        fn_constructor_kwargs={"kind": "mask", "options": opts, "output": "array", **FAKE},
-        compute=ray.data.ActorPoolStrategy(size=1),
-        batch_size=3,
-    ).take_all()
-    by_path = {r["path"]: r for r in rows}
-    assert len(rows) == len(paths)
-    remover = fake_remover()
-    for rel, data in good.items():
-        row = by_path[str(src / rel)]
-        assert row[rmbg_ray.ERROR_COLUMN] is None
-        np.testing.assert_array_equal(
-            row[rmbg_ray.RESULT_COLUMN], remover.mask(data, opts, output="array")
-        )
-    failed = by_path[str(src / bad[0])]
-    assert failed[rmbg_ray.ERROR_COLUMN]
-    assert failed[rmbg_ray.RESULT_COLUMN].size == 0
-
-    webp = ds.map_batches(
-        rmbg_ray.RemoveBackgrounds,
-        fn_constructor_kwargs={"output": "webp", **FAKE},
-        compute=ray.data.ActorPoolStrategy(size=1),
-    ).take_all()
-    for row in webp:
-        if row["path"].endswith("broken.jpg"):
-            assert row[rmbg_ray.RESULT_COLUMN] is None
-            continue
-        rel = os.path.relpath(row["path"], src)
-        decoded = np.asarray(Image.open(io.BytesIO(row[rmbg_ray.RESULT_COLUMN])))
-        expected = remover.cutout(good[rel], output="array")
-        # lossless: the same alpha, the same colours wherever visible (WebP, like the CLI's,
-        # may store anything under fully transparent pixels)
-        np.testing.assert_array_equal(decoded[..., 3], expected[..., 3])
-        visible = expected[..., 3] > 0
-        np.testing.assert_array_equal(decoded[visible], expected[visible])
-
-    strict = ds.map_batches(
-        rmbg_ray.RemoveBackgrounds,
-        fn_constructor_kwargs={"strict": True, **FAKE},
-        compute=ray.data.ActorPoolStrategy(size=1),
-        max_task_retries=0,
-    )
-    with pytest.raises(Exception, match=r"broken\.jpg: .*not an image.*strict=True"):
-        strict.take_all()
-
-
 @pytest.mark.slow
 @pytest.mark.realweights
 @pytest.mark.parametrize("ray_env", ["local"], indirect=True)
@@ -356,3 +303,59 @@ def test_cli_ray_gives_the_folder_mode_files(ray_env, folder, tmp_path):
         "--ray", address, str(src), "--out-dir", str(tmp_path / "ray"), "--skip-existing"
     )
     assert (report["processed"], report["skipped"]) == (0, len(good))
+
+
+@pytest.mark.parametrize("ray_env", ["local"], indirect=True)
+def test_map_batches_masks_as_arrays_webp_and_strict(ray_env, folder):
+    src, good, bad = folder
+    paths = [str(src / rel) for rel in sorted(good)] + [str(src / bad[0])]
+    ds = ray.data.read_binary_files(paths, include_paths=True)
+    opts = MaskOptions(threshold=0.5)
+    rows = ds.map_batches(
+        rmbg_ray.RemoveBackgrounds,
+        fn_constructor_kwargs={"kind": "mask", "options": opts, "output": "array", **FAKE},
+        compute=ray.data.ActorPoolStrategy(size=1),
+        num_cpus=0.1,  # Ray may keep a take_all() pool's actor a while: never block later jobs
+        batch_size=3,
+    ).take_all()
+    by_path = {r["path"]: r for r in rows}
+    assert len(rows) == len(paths)
+    remover = fake_remover()
+    for rel, data in good.items():
+        row = by_path[str(src / rel)]
+        assert row[rmbg_ray.ERROR_COLUMN] is None
+        np.testing.assert_array_equal(
+            row[rmbg_ray.RESULT_COLUMN], remover.mask(data, opts, output="array")
+        )
+    failed = by_path[str(src / bad[0])]
+    assert failed[rmbg_ray.ERROR_COLUMN]
+    assert failed[rmbg_ray.RESULT_COLUMN].size == 0
+
+    webp = ds.map_batches(
+        rmbg_ray.RemoveBackgrounds,
+        fn_constructor_kwargs={"output": "webp", **FAKE},
+        compute=ray.data.ActorPoolStrategy(size=1),
+        num_cpus=0.1,  # Ray may keep a take_all() pool's actor a while: never block later jobs
+    ).take_all()
+    for row in webp:
+        if row["path"].endswith("broken.jpg"):
+            assert row[rmbg_ray.RESULT_COLUMN] is None
+            continue
+        rel = os.path.relpath(row["path"], src)
+        decoded = np.asarray(Image.open(io.BytesIO(row[rmbg_ray.RESULT_COLUMN])))
+        expected = remover.cutout(good[rel], output="array")
+        # lossless: the same alpha, the same colours wherever visible (WebP, like the CLI's,
+        # may store anything under fully transparent pixels)
+        np.testing.assert_array_equal(decoded[..., 3], expected[..., 3])
+        visible = expected[..., 3] > 0
+        np.testing.assert_array_equal(decoded[visible], expected[visible])
+
+    strict = ds.map_batches(
+        rmbg_ray.RemoveBackgrounds,
+        fn_constructor_kwargs={"strict": True, **FAKE},
+        compute=ray.data.ActorPoolStrategy(size=1),
+        num_cpus=0.1,  # Ray may keep a take_all() pool's actor a while: never block later jobs
+        max_task_retries=0,
+    )
+    with pytest.raises(Exception, match=r"broken\.jpg: .*not an image.*strict=True"):
+        strict.take_all()
