@@ -31,6 +31,7 @@ from rmbg.testing import FAKE_SOURCE, fake_remover  # noqa: E402
 rmbg_ray = pytest.importorskip("rmbg.ray")
 
 PHOTOS = Path(__file__).resolve().parents[1] / "src" / "rmbg" / "data" / "photos"
+FAKE_CLI = Path(__file__).with_name("fake_cli.py")  # the real CLI, with --backend fake offered
 FAKE = {"model": FAKE_SOURCE, "backend": "fake"}
 OPTIONS = CutoutOptions(feather=1.0, grow=1)
 
@@ -260,7 +261,7 @@ def test_real_weights_on_ray_match_the_library(ray_env, standin_dir, tmp_path):
 
 # -- the CLI --------------------------------------------------------------------------------------
 def test_ray_flag_takes_an_optional_address():
-    from rmbg._ray_cli import normalize_argv
+    from rmbg.cli.on_ray import normalize_argv
 
     assert normalize_argv(["cutout", "--ray", "shop", "--out-dir", "o"])[1] == "--ray=local"
     for address in ("auto", "ray://head:10001", "10.0.0.1:6379", "local"):
@@ -281,7 +282,7 @@ def test_cli_ray_gives_the_folder_mode_files(ray_env, folder, tmp_path):
 
     def cli(*args: str) -> tuple[int, dict]:
         proc = subprocess.run(
-            [sys.executable, "-m", "rmbg", "cutout", *args, *flags],
+            [sys.executable, str(FAKE_CLI), "cutout", *args, *flags],
             capture_output=True,
             text=True,
             env=env,

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import RmbgError
-from . import flags
+from . import flags, on_ray
 from .runtime import (
     Interrupted,
     Summary,
@@ -84,6 +84,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             help="also save the original / mask / cutout figure of the first input to FILE "
             "(.png, .jpg, .pdf, .svg...; needs rmbg[plot]: matplotlib)",
         )
+    on_ray.add_arguments(parser)
     flags.add_model_arguments(parser)
     flags.add_log_arguments(parser)
     parser.epilog = _EXAMPLES[kind]
@@ -415,6 +416,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("-o/--output and --out-dir exclude each other")
     if args.overwrite and args.skip_existing:
         raise UsageError("--overwrite and --skip-existing exclude each other")
+    if args.ray is not None:  # the same flags and options, on Ray Data (rmbg.ray)
+        return on_ray.run(args)
     from ..options import CutoutOptions
 
     options = flags.options_from_args(args, kind)
