@@ -31,7 +31,6 @@ reaches the real Ray, never this module.
 from __future__ import annotations
 
 import dataclasses
-import io
 import logging
 import os
 import posixpath
@@ -48,7 +47,7 @@ from rmbg.errors import (
     RmbgError,
     UnsupportedOptionError,
 )
-from rmbg.io import DEFAULT_MAX_PIXELS
+from rmbg.io import DEFAULT_MAX_PIXELS, encode_image
 from rmbg.options import CutoutOptions, MaskOptions
 
 try:
@@ -280,16 +279,7 @@ class RemoveBackgrounds:
         return np.zeros((0, 0, *channels), np.uint8)
 
     def _encode_webp(self, image: Any) -> bytes:
-        buf = io.BytesIO()
-        params: dict[str, Any] = {}
-        icc = image.info.get("icc_profile")
-        if icc:
-            params["icc_profile"] = icc
-        if self.quality is None:
-            image.save(buf, "WEBP", lossless=True, **params)
-        else:
-            image.save(buf, "WEBP", quality=int(self.quality), **params)
-        return buf.getvalue()
+        return encode_image(image, "webp", quality=self.quality)  # the CLI's encoder
 
     def _maybe_crash(self) -> None:
         if not self._crash_marker or self._calls < 1:
