@@ -63,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--ray writes png or webp")
     if args.quality is not None and fmt == "png":
         raise UsageError("--quality applies to webp; PNG is lossless")
+    if getattr(args, "preview", None) is not None:
+        raise UsageError("--preview is not available with --ray; run it on one photo without --ray")
     if args.compress_level != 1:
         raise UsageError("--ray writes PNGs at the library's level (1); drop --compress-level")
     options = flags.options_from_args(args, kind)
