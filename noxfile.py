@@ -1,7 +1,8 @@
 """Developer sessions: ``nox -s tests`` (the README's test command, also what CI runs), ``lint``,
 ``typecheck``, ``build``, ``bench`` (the benchmark suite, see ``docs/performance.md``),
 ``bench_video`` (``benchmarks/video.py``, see ``docs/video.md``),
-``bench_serve`` (the HTTP service against the library, see ``docs/serve.md``).
+``bench_serve`` (the HTTP service against the library, see ``docs/serve.md``), ``docs`` (the
+documentation site) and ``examples`` (runs every script in ``examples/``).
 
 CPU PyTorch is installed first (``torch==2.13.0`` resolves to a local CPU wheel on the project's
 machines; any other torch requirement would pull several GB of CUDA wheels).
@@ -196,3 +197,28 @@ def bench_serve(session: nox.Session) -> None:
     session.run(
         "python", "benchmarks/serve.py", *session.posargs, env={"RMBG_TEST_CHECKPOINT": checkpoint}
     )
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site (``mkdocs.yml``), built with ``--strict`` into ``site/``.
+
+    The troubleshooting page's error messages are generated during the build, by making each
+    error happen (``docs/hooks/troubleshooting.py``). The pictures are committed; every one is
+    made by a script from the stand-in checkpoint:
+
+    - ``docs/images/*``: ``docs/make_pictures.py``; ``nox -s docs -- --pictures`` runs it first;
+    - ``docs/performance.png``: the benchmark suite, ``nox -s bench``.
+
+    ``nox -s docs -- serve`` previews the site on http://127.0.0.1:8000 instead of building.
+    """
+    session.install(TORCH)
+    session.install("-e", ".[docs,openvino,torch]")
+    env = {"NO_MKDOCS_2_WARNING": "1"}
+    if "--pictures" in session.posargs:
+        checkpoint = standin_checkpoint(session)
+        session.run("python", "docs/make_pictures.py", "--model", checkpoint)
+    if "serve" in session.posargs:
+        session.run("mkdocs", "serve", "--strict", env=env)
+    else:
+        session.run("mkdocs", "build", "--strict", "--site-dir", "site", env=env)
