@@ -222,3 +222,29 @@ def docs(session: nox.Session) -> None:
         session.run("mkdocs", "serve", "--strict", env=env)
     else:
         session.run("mkdocs", "build", "--strict", "--site-dir", "site", env=env)
+
+
+def _extras() -> set[str]:
+    """The project's optional-dependency groups (so that sessions can use ones added later)."""
+    import tomllib
+
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        return set(tomllib.load(f)["project"].get("optional-dependencies", {}))
+
+
+@nox.session
+def examples(session: nox.Session) -> None:
+    """Run every script in ``examples/`` on the stand-in checkpoint (``examples/test_examples.py``):
+    each must exit 0 and write its outputs, never into the repository. Installs the example
+    backend plugin (``examples/plugin``), and the demo and plot extras when the project has them.
+    Arguments after ``--`` go to pytest (e.g. ``nox -s examples -- -k folder``)."""
+    session.install(TORCH)
+    extras = ["openvino", "torch", "int8", "test", *sorted({"demo", "plot"} & _extras())]
+    session.install("-e", f".[{','.join(extras)}]")
+    session.install("./examples/plugin")
+    checkpoint = standin_checkpoint(session)
+    session.run(
+        "python", "-m", "pytest", "examples/test_examples.py", "-ra", "-p", "no:cacheprovider",
+        *(session.posargs or ["-q"]),
+        env={"RMBG_TEST_CHECKPOINT": checkpoint, "RMBG_MODEL": checkpoint},
+    )  # fmt: skip

@@ -19,13 +19,20 @@ def main(argv: list[str]) -> int:
         return 2
     src, dst = argv[0], argv[1]
     device = argv[2] if len(argv) == 3 else "AUTO"
+    # check the paths before loading the model: a typo should not cost a model load, nor a traceback
+    if not Path(src).is_file():
+        print(f"error: no such image: {src}", file=sys.stderr)
+        return 2
+    if not Path(dst).parent.is_dir():
+        print(f"error: the output folder {Path(dst).parent} does not exist", file=sys.stderr)
+        return 2
     try:
         remover = BackgroundRemover(device=device)
         start = time.perf_counter()
         # PNG bytes from rmbg's own encoder: lossless and ~10x faster than PIL's Image.save()
         png = remover.cutout(src, output="png")
         elapsed = time.perf_counter() - start
-    except RmbgError as exc:
+    except (RmbgError, OSError) as exc:  # OSError: the input vanished or cannot be read
         print(f"error: {exc}", file=sys.stderr)
         return 1
     Path(dst).write_bytes(png)

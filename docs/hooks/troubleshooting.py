@@ -418,7 +418,7 @@ def _entry(scenario: Scenario, result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _wrap(text: str, width: int = 96) -> str:
+def _wrap(text: str, width: int = 80) -> str:
     return "\n".join(
         textwrap.fill(para, width, break_long_words=False, break_on_hyphens=False)
         for para in text.splitlines()
