@@ -90,9 +90,7 @@ class Scenario:
     exit_code: int = 0  # what a command line scenario must exit with
 
 
-FAKE_NOTE = (
-    "remover = fake_remover()  # a BackgroundRemover on the fake backend: no weights needed\n"
-)
+FAKE_NOTE = "remover = fake_remover()  # BackgroundRemover on the fake backend\n"
 
 SCENARIOS: tuple[Scenario, ...] = (
     # -- images -----------------------------------------------------------------------------------
