@@ -288,11 +288,10 @@ def _run(scenario: Scenario, hub: str) -> dict[str, Any]:
         )
         env.update({k: v.format(hub=hub) for k, v in scenario.env})
         if scenario.cli:
-            setup = subprocess.run(
+            subprocess.run(
                 [sys.executable, "-c", PRELUDE + scenario.setup],
                 cwd=scratch, env=env, capture_output=True, text=True, check=True,
             )  # fmt: skip
-            del setup
             done = subprocess.run(
                 [sys.executable, "-m", "rmbg", *scenario.cli],
                 cwd=scratch, env=env, capture_output=True, text=True, timeout=300,
@@ -323,7 +322,8 @@ def _run(scenario: Scenario, hub: str) -> dict[str, Any]:
 
 def _catalogue() -> str:
     """Run every scenario; return the Markdown, and log a warning for each broken promise."""
-    sys.path.insert(0, str(ROOT / "src"))  # the errors of this checkout, as the scenarios see
+    if str(ROOT / "src") not in sys.path:
+        sys.path.insert(0, str(ROOT / "src"))  # the errors of this checkout, as the scenarios see
     import rmbg.errors
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _GatedHub)
