@@ -212,11 +212,13 @@ def docs(session: nox.Session) -> None:
 
     ``nox -s docs -- serve`` previews the site on http://127.0.0.1:8000 instead of building.
     """
+    pictures = "--pictures" in session.posargs
+    route = checkpoint_route(session) if pictures else None
     session.install(TORCH)
     session.install("-e", ".[docs,openvino,torch]")
     env = {"NO_MKDOCS_2_WARNING": "1"}
-    if "--pictures" in session.posargs:
-        checkpoint = standin_checkpoint(session)
+    if route is not None:
+        checkpoint = standin_checkpoint(session, route)
         session.run("python", "docs/make_pictures.py", "--model", checkpoint)
     if "serve" in session.posargs:
         session.run("mkdocs", "serve", "--strict", env=env)
@@ -234,15 +236,16 @@ def _extras() -> set[str]:
 
 @nox.session
 def examples(session: nox.Session) -> None:
-    """Run every script in ``examples/`` on the stand-in checkpoint (``examples/test_examples.py``):
+    """Run every script in ``examples/`` on the test checkpoint (``examples/test_examples.py``):
     each must exit 0 and write its outputs, never into the repository. Installs the example
     backend plugin (``examples/plugin``), and the demo and plot extras when the project has them.
     Arguments after ``--`` go to pytest (e.g. ``nox -s examples -- -k folder``)."""
+    route = checkpoint_route(session)  # before installing anything, as for the tests
     session.install(TORCH)
     extras = ["openvino", "torch", "int8", "test", *sorted({"demo", "plot"} & _extras())]
     session.install("-e", f".[{','.join(extras)}]")
     session.install("./examples/plugin")
-    checkpoint = standin_checkpoint(session)
+    checkpoint = standin_checkpoint(session, route)
     session.run(
         "python", "-m", "pytest", "examples/test_examples.py", "-ra", "-p", "no:cacheprovider",
         *(session.posargs or ["-q"]),

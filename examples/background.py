@@ -15,17 +15,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-import rmbg
 from rmbg import BackgroundRemover, RmbgError
 from rmbg.options import CutoutOptions
-
-PHOTOS = Path(rmbg.__file__).parent / "data" / "photos"
+from rmbg.photos import PHOTO_DIR
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("image", nargs="?", type=Path, default=PHOTOS / "astronaut.jpg")
-    parser.add_argument("--backdrop", type=Path, default=PHOTOS / "rocket.jpg")
+    parser.add_argument("image", nargs="?", type=Path, default=PHOTO_DIR / "astronaut.jpg")
+    parser.add_argument("--backdrop", type=Path, default=PHOTO_DIR / "rocket.jpg")
     parser.add_argument("--colour", default="#2f6fd6")
     parser.add_argument("--out", type=Path, help="output folder (default: a temporary one)")
     parser.add_argument("--model", help="checkpoint folder, .onnx, .xml or Hub id")

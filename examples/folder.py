@@ -16,16 +16,15 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-import rmbg
 from rmbg import BackgroundRemover, RmbgError
+from rmbg.photos import PHOTO_DIR
 
-PHOTOS = Path(rmbg.__file__).parent / "data" / "photos"
 SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folder", nargs="?", type=Path, default=PHOTOS)
+    parser.add_argument("folder", nargs="?", type=Path, default=PHOTO_DIR)
     parser.add_argument("--out", type=Path, help="output folder (default: a temporary one)")
     parser.add_argument("--model", help="checkpoint folder, .onnx, .xml or Hub id")
     parser.add_argument("--background", help="a colour, e.g. white (default: transparent)")

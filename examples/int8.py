@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-import rmbg
 from rmbg import BackgroundRemover, RmbgError
+from rmbg.photos import PHOTO_DIR
 
-PHOTO = Path(rmbg.__file__).parent / "data" / "photos" / "coffee.jpg"
+PHOTO = PHOTO_DIR / "coffee.jpg"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,10 +28,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-import rmbg
 from rmbg import BackgroundRemover, RmbgError
+from rmbg.photos import PHOTO_DIR
 
-PHOTO = Path(rmbg.__file__).parent / "data" / "photos" / "chelsea.jpg"
+PHOTO = PHOTO_DIR / "chelsea.jpg"
 
 
 def run(remover: BackgroundRemover, image: Path) -> tuple[np.ndarray, Image.Image, float, float]:

@@ -15,10 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import rmbg
 from rmbg import BackgroundRemover, RmbgError
+from rmbg.photos import PHOTO_DIR
 
-PHOTO = Path(rmbg.__file__).parent / "data" / "photos" / "astronaut.jpg"
+PHOTO = PHOTO_DIR / "astronaut.jpg"
 
 
 def main(argv: list[str] | None = None) -> int:

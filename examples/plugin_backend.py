@@ -23,8 +23,9 @@ import numpy as np
 
 import rmbg
 from rmbg import BackgroundRemover, RmbgError
+from rmbg.photos import PHOTO_DIR
 
-PHOTO = Path(rmbg.__file__).parent / "data" / "photos" / "rocket.jpg"
+PHOTO = PHOTO_DIR / "rocket.jpg"
 
 
 def find_onnx() -> Path:

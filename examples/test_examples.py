@@ -20,10 +20,10 @@ import pytest
 from PIL import Image
 
 import rmbg
+from rmbg.photos import PHOTO_DIR
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-PHOTOS = Path(rmbg.__file__).parent / "data" / "photos"
 CHECKPOINT = os.environ.get("RMBG_TEST_CHECKPOINT") or os.environ.get("RMBG_MODEL")
 TIMEOUT = 1800  # seconds; a first INT8 quantization on a loaded 2-core machine takes minutes
 
@@ -70,7 +70,7 @@ def opened(path: Path) -> Image.Image:
 # -- quickstart -------------------------------------------------------------------------------------
 def test_quickstart_cuts_out_a_photo(tmp_path: Path) -> None:
     out = tmp_path / "cutout.png"
-    stdout = run("quickstart.py", PHOTOS / "astronaut.jpg", out, "CPU", cwd=tmp_path)
+    stdout = run("quickstart.py", PHOTO_DIR / "astronaut.jpg", out, "CPU", cwd=tmp_path)
     assert opened(out).mode == "RGBA"
     assert opened(out).size == (512, 512)
     assert "wrote" in stdout
@@ -100,10 +100,10 @@ def test_one_photo(tmp_path: Path) -> None:
 
 def test_folder(tmp_path: Path) -> None:
     stdout = run("folder.py", "--out", tmp_path, cwd=tmp_path)
-    names = sorted(p.stem for p in PHOTOS.glob("*.jpg"))
+    names = sorted(p.stem for p in PHOTO_DIR.glob("*.jpg"))
     assert sorted(p.stem for p in tmp_path.glob("*.png")) == names
     for name in names:
-        with Image.open(PHOTOS / f"{name}.jpg") as photo:
+        with Image.open(PHOTO_DIR / f"{name}.jpg") as photo:
             size = photo.size
         cut = opened(tmp_path / f"{name}.png")
         assert (cut.mode, cut.size) == ("RGBA", size)
@@ -114,7 +114,7 @@ def test_folder(tmp_path: Path) -> None:
 def test_folder_reports_a_bad_file_and_goes_on(tmp_path: Path) -> None:
     photos = tmp_path / "in"
     photos.mkdir()
-    shutil.copy(PHOTOS / "coffee.jpg", photos / "coffee.jpg")
+    shutil.copy(PHOTO_DIR / "coffee.jpg", photos / "coffee.jpg")
     (photos / "notes.jpg").write_text("not a picture")
     out = tmp_path / "out"
     done = subprocess.run(
