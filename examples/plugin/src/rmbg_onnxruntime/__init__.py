@@ -7,17 +7,16 @@ rmbg backend it only runs the network: numpy in, numpy out.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
+import dataclasses
 from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
-from rmbg import Backend, DeviceNotFoundError, EngineInfo, ModelSource, UnsupportedOptionError
-from rmbg.backends.base import SourceKind
+from rmbg import Backend, DeviceNotFoundError, EngineInfo, UnsupportedOptionError
+from rmbg.backends.base import BackendOptions, SourceKind
 
-__all__ = ["OnnxRuntimeBackend", "OnnxRuntimeEngine"]
+__all__ = ["OnnxRuntimeBackend", "OnnxRuntimeEngine", "OnnxRuntimeOptions"]
 
 #: rmbg device name -> ONNX Runtime execution provider.
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
@@ -45,30 +44,34 @@ class OnnxRuntimeEngine:
         return np.concatenate(outputs).astype(np.float32, copy=False)
 
 
+@dataclasses.dataclass(frozen=True)
+class OnnxRuntimeOptions(BackendOptions):
+    """``backend_options=`` of this backend (a mapping of these fields works too).
+
+    Attributes:
+        threads: ONNX Runtime's intra-op threads (0: its own default).
+    """
+
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.threads, int) or self.threads < 0:
+            raise UnsupportedOptionError(f"threads must be an int >= 0, not {self.threads!r}.")
+
+
 class OnnxRuntimeBackend(Backend):
     """``backend="onnxruntime"``: an ``.onnx`` export on ONNX Runtime's CPU (or CUDA) provider.
 
-    ``backend_options``: ``{"threads": N}`` sets ONNX Runtime's intra-op threads.
+    It runs the export in the precision it was saved in, so only ``precision="auto"`` (and
+    ``"f32"``, which f32 exports are) make sense; rmbg refuses the others before loading anything.
     """
 
     name: ClassVar[str] = "onnxruntime"
     accepts: ClassVar[tuple[SourceKind, ...]] = ("onnx",)
     default_device: ClassVar[str] = "cpu"
-
-    def __init__(
-        self,
-        source: ModelSource,
-        *,
-        precision: str = "auto",
-        cache_dir: Path | None = None,
-        options: Mapping[str, Any] | None = None,
-    ) -> None:
-        super().__init__(source, precision=precision, cache_dir=cache_dir, options=options)
-        if precision not in ("auto", "f32"):
-            raise UnsupportedOptionError(
-                f"The onnxruntime backend runs the export as it was saved; precision={precision!r} "
-                "is not supported. Use precision='auto', or export the model in that precision."
-            )
+    precisions: ClassVar[tuple[str, ...]] = ("auto", "f32")
+    Options: ClassVar[type[BackendOptions]] = OnnxRuntimeOptions
+    options: OnnxRuntimeOptions
 
     def available_devices(self) -> tuple[str, ...]:
         import onnxruntime
@@ -89,11 +92,11 @@ class OnnxRuntimeBackend(Backend):
     def load(self, device: str) -> OnnxRuntimeEngine:
         import onnxruntime
 
-        options = onnxruntime.SessionOptions()
-        if "threads" in self.options:
-            options.intra_op_num_threads = int(self.options["threads"])
+        settings = onnxruntime.SessionOptions()
+        if self.options.threads:
+            settings.intra_op_num_threads = self.options.threads
         session = onnxruntime.InferenceSession(
-            str(self.source.path), options, providers=[PROVIDERS[device]]
+            str(self.source.path), settings, providers=[PROVIDERS[device]]
         )
         info = EngineInfo(
             backend=self.name,
