@@ -179,9 +179,10 @@ def bench(session: nox.Session) -> None:
 def bench_video(session: nox.Session) -> None:
     """The video benchmark (``benchmarks/video.py``): 1080p frames/s against the network alone,
     flicker and lag per smoothing strength. Arguments after ``--`` go to the script."""
+    route = checkpoint_route(session)
     session.install(TORCH)
     session.install("-e", ".[bench]")
-    checkpoint = standin_checkpoint(session)
+    checkpoint = standin_checkpoint(session, route)
     session.run(
         "python", "benchmarks/video.py", *session.posargs, env={"RMBG_TEST_CHECKPOINT": checkpoint}
     )
@@ -191,9 +192,10 @@ def bench_video(session: nox.Session) -> None:
 def bench_serve(session: nox.Session) -> None:
     """``rmbg serve`` against the library, side by side on 127.0.0.1 (``benchmarks/serve.py``;
     arguments after ``--`` go to it, e.g. ``nox -s bench_serve -- --quick``)."""
+    route = checkpoint_route(session)
     session.install(TORCH)
     session.install("-e", ".[bench,test]")
-    checkpoint = standin_checkpoint(session)
+    checkpoint = standin_checkpoint(session, route)
     session.run(
         "python", "benchmarks/serve.py", *session.posargs, env={"RMBG_TEST_CHECKPOINT": checkpoint}
     )
