@@ -116,6 +116,12 @@ SCENARIOS: tuple[Scenario, ...] = (
         FAKE_NOTE + 'remover.cutout("holiday.jpg")',
     ),
     Scenario(
+        "InvalidVideoError",
+        "A file that is not a video (here a text file named .mp4)",
+        FAKE_NOTE + 'remover.video("clip.mp4", "cutout.webm")',
+        setup='Path("clip.mp4").write_text("not a video")',
+    ),
+    Scenario(
         "ImageTooLargeError",
         "More pixels than max_pixels (the decompression-bomb guard)",
         'remover = fake_remover(max_pixels=100_000)\nremover.cutout("photo.jpg")  # 512x512',
