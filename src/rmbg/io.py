@@ -36,10 +36,14 @@ Nothing here flips Pillow's global settings (``MAX_IMAGE_PIXELS``, ``LOAD_TRUNCA
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
+import stat
+import threading
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal, TypeAlias, get_args
 
@@ -102,6 +106,7 @@ OutputKind: TypeAlias = Literal["auto", "array", "pil", "png"]
 _OUTPUT_KINDS: tuple[str, ...] = get_args(OutputKind)
 
 _ORIENTATION_TAG = 0x0112
+_WARNINGS_LOCK = threading.Lock()
 # Modes whose pixels np.asarray() returns as uint16 (any byte order).
 _MODES_16 = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
 
@@ -230,8 +235,7 @@ def load_image(
             raise InvalidImageError(
                 f"{path!r} is a URL: rmbg reads local files only. Download it and pass the bytes."
             )
-        if os.path.isfile(path) and os.path.getsize(path) == 0:
-            raise InvalidImageError(f"{path!r}: an empty file (0 bytes).")
+        _check_path(path)
         return _from_encoded(path, repr(path), "path", exif_transpose, max_pixels, frame)
     if _is_text_stream(image):
         raise InvalidImageError("The file is open in text mode; open it in binary mode ('rb').")
@@ -247,6 +251,51 @@ def load_image(
 
 def _is_text_stream(obj: object) -> bool:
     return isinstance(obj, io.TextIOBase)
+
+
+def _check_path(path: str) -> None:
+    """Refuse what is not a regular file before opening it: opening a FIFO blocks until some
+    other process writes to it, and a device may never end. A missing path or a folder is left to
+    ``open`` (``FileNotFoundError``, ``IsADirectoryError``)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        return
+    if not stat.S_ISREG(st.st_mode):
+        kind = (
+            "a FIFO (named pipe)"
+            if stat.S_ISFIFO(st.st_mode)
+            else "a socket"
+            if stat.S_ISSOCK(st.st_mode)
+            else "a device"
+            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+            else "not a regular file"
+        )
+        raise InvalidImageError(
+            f"{path!r} is {kind}, not an image file. rmbg reads regular files only; read the "
+            "stream yourself and pass the bytes (or a binary file object)."
+        )
+    if st.st_size == 0:
+        raise InvalidImageError(f"{path!r}: an empty file (0 bytes).")
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception as a clause inside a sentence: its message without a final period."""
+    text = str(exc).strip().rstrip(".")
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@contextlib.contextmanager
+def _no_bomb_warning() -> Iterator[None]:
+    """Silence Pillow's DecompressionBombWarning while a header is read: rmbg checks the size
+    itself right after, and refuses with ImageTooLargeError instead of printing a warning first.
+    ``catch_warnings`` changes process-wide state, so rmbg's threads take turns (headers are
+    quick to read; pixels are decoded outside)."""
+    with _WARNINGS_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        yield
 
 
 def _check_size(width: int, height: int, max_pixels: int | None, what: str) -> None:
@@ -268,7 +317,8 @@ def _from_encoded(
     frame: int | None,
 ) -> LoadedImage:
     try:
-        im = Image.open(source)
+        with _no_bomb_warning():
+            im = Image.open(source)
     except UnidentifiedImageError as exc:
         if kind == "file" and _stream_is_empty(source):
             raise InvalidImageError(f"{label}: empty (0 bytes).") from exc
@@ -279,34 +329,40 @@ def _from_encoded(
     except Image.DecompressionBombError as exc:
         raise ImageTooLargeError(
             f"{label}: exceeds Pillow's decompression-bomb limit (twice Image.MAX_IMAGE_PIXELS): "
-            f"{exc}. rmbg never changes that global; raise it in your application if you trust "
-            "this file."
+            f"{_reason(exc)}. rmbg never changes that global; raise it in your application if "
+            "you trust this file."
         ) from exc
-    except (FileNotFoundError, PermissionError, IsADirectoryError):
-        raise
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:
+    except (FileNotFoundError, PermissionError, IsADirectoryError, MemoryError) as exc:
+        if kind == "path" or isinstance(exc, MemoryError):
+            raise  # the path itself cannot be opened: an OSError, as documented
+        raise InvalidImageError(f"{label}: cannot be opened as an image ({_reason(exc)}).") from exc
+    except Exception as exc:  # Pillow's plugins raise many types on malformed headers
         raise InvalidImageError(
-            f"{label}: cannot be opened as an image ({exc}); is it truncated or corrupt?"
+            f"{label}: cannot be opened as an image ({_reason(exc)}); is it truncated or corrupt?"
         ) from exc
 
     with im:  # closes the file only when Pillow opened it itself (never a caller's file object)
         _check_size(im.width, im.height, max_pixels, label)
-        if frame:
-            try:
-                im.seek(frame)
-            except EOFError as exc:
-                raise UnsupportedOptionError(
-                    f"frame={frame}, but {label} has only {getattr(im, 'n_frames', 1)} frame(s)."
-                ) from exc
-            _check_size(im.width, im.height, max_pixels, label)
-        elif frame is None and getattr(im, "is_animated", False):
-            warnings.warn(
-                f"{label} has {getattr(im, 'n_frames', 'several')} frames ({im.format}); using "
-                "the first. Pass frame= to choose another.",
-                RmbgWarning,
-                stacklevel=3,
-            )
         try:
+            if frame:
+                try:
+                    with _no_bomb_warning():
+                        im.seek(frame)
+                except EOFError as exc:
+                    raise UnsupportedOptionError(
+                        f"frame={frame}, but {label} has only {_frame_count(im)} frame(s)."
+                    ) from exc
+                _check_size(im.width, im.height, max_pixels, label)
+            elif frame is None:
+                with _no_bomb_warning():  # counting frames reads their headers
+                    frames = getattr(im, "n_frames", 1) if getattr(im, "is_animated", 0) else 1
+                if frames != 1:
+                    warnings.warn(
+                        f"{label} has {frames} frames ({im.format}); using the first. Pass "
+                        "frame= to choose another.",
+                        RmbgWarning,
+                        stacklevel=3,
+                    )
             return _from_pil(
                 im,
                 kind=kind,
@@ -315,13 +371,29 @@ def _from_encoded(
                 label=label,
                 frame=frame or 0,
             )
-        except RmbgError:
-            raise
-        except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:
-            # e.g. "image file is truncated": Pillow's LOAD_TRUNCATED_IMAGES stays as the app set it
-            raise InvalidImageError(
-                f"{label}: cannot be decoded ({exc}); is it truncated or corrupt?"
-            ) from exc
+        except (RmbgError, MemoryError, Warning):
+            raise  # Warning: an RmbgWarning the application turned into an error
+        except Exception as exc:
+            # e.g. "image file is truncated" (LOAD_TRUNCATED_IMAGES stays as the app set it), or
+            # whatever a plugin raises on a damaged frame
+            raise InvalidImageError(_decode_failure(label, im, exc)) from exc
+
+
+def _frame_count(im: Image.Image) -> int | str:
+    try:
+        return int(getattr(im, "n_frames", 1))
+    except Exception:  # a damaged file may fail to count its frames
+        return "fewer"
+
+
+def _decode_failure(label: str, im: Image.Image, exc: Exception) -> str:
+    if im.format == "EPS" and "ghostscript" in str(exc).lower():
+        return (
+            f"{label} is an EPS file, and Pillow needs Ghostscript (the `gs` program) to "
+            "read those, which is not installed. Install Ghostscript (e.g. `apt install "
+            "ghostscript`), or convert the file to PNG first."
+        )
+    return f"{label}: cannot be decoded ({_reason(exc)}); is it truncated or corrupt?"
 
 
 def _stream_is_empty(source: str | IO[bytes]) -> bool:
@@ -363,7 +435,7 @@ def _from_pil(
         elif value not in (None, 1):
             logger.debug("ignoring invalid EXIF orientation %r in %s", value, label)
     mode = im.mode
-    colors, alpha = _pil_pixels(im)
+    colors, alpha = _pil_pixels(im, label, _PIL_FLOATS if kind == "pil" else _FILE_FLOATS)
     if orientation is not None:
         colors = _orient(colors, orientation)
         alpha = None if alpha is None else _orient(alpha, orientation)
@@ -380,7 +452,9 @@ def _from_pil(
     )
 
 
-def _pil_pixels(im: Image.Image) -> tuple[NDArray[np.uint8], NDArray[np.uint8] | None]:
+def _pil_pixels(
+    im: Image.Image, label: str, float_advice: str
+) -> tuple[NDArray[np.uint8], NDArray[np.uint8] | None]:
     """Straight colours (``HxWx3`` or ``HxW`` grey) and alpha of ``im``, as uint8, never views of it."""
     mode = im.mode
     transparency = im.info.get("transparency")
@@ -392,7 +466,9 @@ def _pil_pixels(im: Image.Image) -> tuple[NDArray[np.uint8], NDArray[np.uint8] |
         wide = np.clip(raw, 0, 65535) if mode == "I" else raw
         return (wide.astype(np.uint16) >> 8).astype(np.uint8), alpha
     if mode == "F":
-        return _float_to_uint8(np.asarray(im), "the mode 'F' image"), None
+        return _float_to_uint8(
+            np.asarray(im), f"{label} (floating-point pixels, mode 'F')", float_advice
+        ), None
     if transparency is None:
         if mode == "1":
             return np.asarray(im).astype(np.uint8) * np.uint8(255), None
@@ -486,7 +562,15 @@ def _own(arr: NDArray[np.uint8], caller: NDArray[Any] | None) -> NDArray[np.uint
     return out
 
 
-def _float_to_uint8(arr: NDArray[Any], what: str) -> NDArray[np.uint8]:
+_ARRAY_FLOATS = "Divide 0..255 data by 255 (or pass it as uint8)."
+_PIL_FLOATS = "Scale its values to [0, 1] first (or convert it to 8-bit)."
+_FILE_FLOATS = (
+    "Save the image with 8- or 16-bit integer pixels, or read it yourself, scale it to [0, 1] "
+    "and pass the array."
+)
+
+
+def _float_to_uint8(arr: NDArray[Any], what: str, advice: str = _ARRAY_FLOATS) -> NDArray[np.uint8]:
     work = arr.astype(np.float32) if arr.dtype.itemsize < 4 else arr
     if not bool(np.isfinite(work).all()):
         raise InvalidImageError(f"{what} contains NaN or infinite values.")
@@ -494,7 +578,7 @@ def _float_to_uint8(arr: NDArray[Any], what: str) -> NDArray[np.uint8]:
     if lo < 0.0 or hi > 1.0:
         raise InvalidImageError(
             f"{what} has float values in [{lo:g}, {hi:g}]; float images must lie in [0, 1]. "
-            "Divide 0..255 data by 255 (or pass it as uint8)."
+            + advice
         )
     scaled = work * 255
     np.rint(scaled, out=scaled)
