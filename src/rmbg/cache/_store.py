@@ -269,7 +269,10 @@ def blob_cache_dir(root: Path, digest: str, *, cached: bool = True) -> Path:
         digest: :func:`entry_digest` of a cache entry, or the digest of a model used in place.
         cached: False for a model that is not a cache entry (an IR of the user's).
     """
-    return root / "ov" / (digest[:24] if cached else f"{EXTERNAL_PREFIX}{digest[:24]}")
+    if cached:
+        return root / "ov" / digest[:24]
+    # any string (an "int8:<key>" digest, say), as a portable folder name
+    return root / "ov" / f"{EXTERNAL_PREFIX}{hashlib.sha256(digest.encode()).hexdigest()[:24]}"
 
 
 # -- writing ---------------------------------------------------------------------------------------
@@ -321,24 +324,35 @@ def _free_bytes(folder: Path) -> int | None:
         return None
 
 
-def _no_space(folder: Path, free: int | None, needs: int | None) -> CacheError:
-    have = f"{free / 2**20:.0f} MiB free" if free is not None else "the disk is full"
-    want = f"; this entry needs about {needs / 2**20:.0f} MiB" if needs else ""
-    return CacheError(
-        f"No space left on {folder} ({have}{want}). Free some space, or set RMBG_CACHE_DIR (or "
-        "pass cache_dir=) to a folder on another disk. Nothing was left in the cache."
+def _no_space(folder: Path, needs: int | None, exc: BaseException | None = None) -> CacheError:
+    free = _free_bytes(folder)
+    have = f"{free / 2**20:.0f} MiB free" if free is not None else "free space unknown"
+    want = f", this entry needs about {needs / 2**20:.0f} MiB" if needs else ""
+    fix = (
+        "Free some space, or set RMBG_CACHE_DIR (or pass cache_dir=) to a folder on another "
+        "disk. Nothing was left in the cache."
     )
+    if isinstance(exc, RuntimeError) and needs and free is not None and free >= needs:
+        # the writer gave no reason, and there is room now that its partial files are gone
+        return CacheError(
+            f"Writing the converted model into {folder} failed ({_first_line(exc)}): the disk "
+            f"is probably full or failing ({have}{want}). {fix}"
+        )
+    return CacheError(f"No space left on {folder} ({have}{want}). {fix}")
 
 
-def _is_space_failure(exc: BaseException, folder: Path, needs: int | None) -> bool:
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
+def _is_write_failure(exc: BaseException) -> bool:
+    """A full disk (or quota), as the build reports it: ENOSPC/EDQUOT, or OpenVINO's writer,
+    which says "basic_ios::clear: iostream error" for any failed write (and deletes its partial
+    files). The build writes into a folder rmbg just created, so a failed write is the disk."""
     if isinstance(exc, OSError):
         return exc.errno in (errno.ENOSPC, errno.EDQUOT)
-    # OpenVINO's writer reports any failed write as "basic_ios::clear: iostream error" and
-    # deletes its partial files: judge from the free space against what the entry needs
-    if isinstance(exc, RuntimeError) and needs:
-        free = _free_bytes(folder)
-        return free is not None and free < needs
-    return False
+    return isinstance(exc, RuntimeError) and "iostream error" in str(exc)
 
 
 def write_entry(
@@ -360,8 +374,7 @@ def write_entry(
         build: Callable taking the temporary folder.
         metadata: Stored in the manifest (the key's parts, versions...); ``metadata`` is read
             after ``build`` ran, so the build may add to it.
-        needs_bytes: About how much the entry takes on disk: refused at once when less is free,
-            and a failed write with less free is reported as a full disk.
+        needs_bytes: About how much the entry takes on disk: refused at once when less is free.
 
     Returns:
         The manifest written.
@@ -372,7 +385,7 @@ def write_entry(
     _make_dirs(entry.parent)
     free = _free_bytes(entry.parent)
     if needs_bytes and free is not None and free < needs_bytes:
-        raise _no_space(entry.parent, free, needs_bytes)
+        raise _no_space(entry.parent, needs_bytes)
     try:
         tmp = Path(
             tempfile.mkdtemp(
@@ -406,10 +419,9 @@ def write_entry(
         os.replace(tmp, entry)
         _fsync(entry.parent, folder=True)
     except BaseException as exc:
-        no_space = isinstance(exc, Exception) and _is_space_failure(exc, tmp, needs_bytes)
         shutil.rmtree(tmp, ignore_errors=True)
-        if no_space:
-            raise _no_space(entry.parent, _free_bytes(entry.parent), needs_bytes) from exc
+        if _is_write_failure(exc):
+            raise _no_space(entry.parent, needs_bytes, exc) from exc
         raise
     return _plain_json(manifest)  # type: ignore[no-any-return]
 
