@@ -860,13 +860,18 @@ def test_to_output_rejects_other_layouts(bad):
         rio.to_output(bad, rio.load_image(rgb_photo()))
 
 
-def test_png_compress_level_is_fast_and_lossless():
+def test_png_output_is_rmbgs_encoder_at_the_fast_level_and_lossless():
+    """Bytes results are rmbg's own PNG encoder at level 1 (the fast end), byte for byte."""
+    from rmbg import _png
+
     assert rio.PNG_COMPRESS_LEVEL == 1
+    photo = np.asarray(Image.open(Path(__file__).parents[1] / "src/rmbg/data/photos/coffee.jpg"))
     loaded = rio.load_image(encode(Image.fromarray(rgb_photo())))
-    rgba = RNG.integers(0, 256, (12, 17, 4), dtype=np.uint8)
-    np.testing.assert_array_equal(
-        np.asarray(Image.open(io.BytesIO(rio.to_output(rgba, loaded)))), rgba
-    )
+    rgba = np.dstack([photo, photo[..., 0]])  # compressible, so that the level shows
+    data = rio.to_output(rgba, loaded)
+    assert data == _png.encode_png(rgba, level=1)
+    assert data != _png.encode_png(rgba, level=9)
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(data))), rgba)
 
 
 # -- paths that are not regular files --------------------------------------------------------------
