@@ -388,12 +388,14 @@ def test_precision_the_device_lacks_is_refused(tmp_path, precision):
         with pytest.raises(UnsupportedOptionError, match="not supported on CPU"):
             backend.load("CPU")
     # a CPU without it (the branch this machine may never reach)
-    lacking = _matmul_backend(tmp_path, precision)
+    source = ModelSource(kind="module", spec=SPEC, weights_digest="never-converted")
+    lacking = OpenVINOBackend(source, precision=precision, cache_dir=tmp_path / "empty")
     lacking.core = _Capabilities(lacking.core, [c for c in real_caps if c != capability])
     with pytest.raises(
         UnsupportedOptionError, match=rf"precision='{precision}' is not supported on CPU"
     ):
         lacking.load("CPU")
+    assert not (tmp_path / "empty").exists()  # refused before converting anything
     # f32 is never refused, even by a device that does not list FP32
     plain = _matmul_backend(tmp_path, "f32")
     plain.core = _Capabilities(plain.core, ["INT8"])

@@ -333,6 +333,7 @@ def test_verify_checks_local_files_against_the_published_digests(tmp_path, no_hu
 
 def test_torch_module_digest_is_stable_and_follows_the_weights(no_hub) -> None:
     import torch  # the test extra installs it (a missing torch fails, never skips)
+
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
     source = resolve_model(net)
@@ -362,6 +363,7 @@ def test_torch_module_digest_is_stable_and_follows_the_weights(no_hub) -> None:
 
 def test_torch_module_cannot_be_verified() -> None:
     import torch
+
     with pytest.raises(UnsupportedOptionError):
         resolve_model(torch.nn.Linear(1, 1), verify=True)
 

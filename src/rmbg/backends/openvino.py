@@ -323,8 +323,8 @@ class OpenVINOBackend(Backend):
         return config
 
     def load(self, device: str) -> OpenVINOEngine:
+        config = self._config(device)  # a precision the device lacks: refused before converting
         self._prepare()
-        config = self._config(device)
         target: Any = str(self._model_path) if self._model_path is not None else self._model
         compiled = self.core.compile_model(target, device, config)
         n = int(self.options.num_requests or _prop(compiled, "OPTIMAL_NUMBER_OF_INFER_REQUESTS", 1))
