@@ -52,11 +52,10 @@ def test_results_come_in_input_order_and_equal_the_per_image_calls():
 
 def test_order_holds_when_later_images_finish_first(monkeypatch):
     remover = fake_remover()
-    real = remover.mask
     images = _images(6, seed=3)  # different sizes and contents: every mask differs
     for i, image in enumerate(images):
         image[0, 0, 0] = i  # which image a worker holds
-    expected = [real(image) for image in images]
+    expected = [remover.mask(image) for image in images]
     assert all(
         a.shape != b.shape or not np.array_equal(a, b)
         for k, a in enumerate(expected)
@@ -64,19 +63,21 @@ def test_order_holds_when_later_images_finish_first(monkeypatch):
     )
     last_done = threading.Event()
     finished: list[int] = []
+    real = remover._mask  # what each batch worker runs per image
 
-    def slow_mask(image, **kwargs):
+    def slow_mask(image, *args, **kwargs):
         i = int(image[0, 0, 0])
         if i == 0:  # the first image finishes only after the last one
             assert last_done.wait(10), "the pipeline did not run the images concurrently"
-        mask = real(image, **kwargs)
+        mask = real(image, *args, **kwargs)
         finished.append(i)
         if i == len(images) - 1:
             last_done.set()
         return mask
 
-    monkeypatch.setattr(remover, "mask", slow_mask)
+    monkeypatch.setattr(remover, "_mask", slow_mask)
     out = list(remover.masks(images, workers=len(images)))
+    assert sorted(finished) == list(range(len(images)))  # every image went through the spy
     assert finished.index(len(images) - 1) < finished.index(0)  # the premise held
     assert len(out) == len(expected)
     for got, want in zip(out, expected, strict=True):

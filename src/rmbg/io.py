@@ -36,14 +36,10 @@ Nothing here flips Pillow's global settings (``MAX_IMAGE_PIXELS``, ``LOAD_TRUNCA
 
 from __future__ import annotations
 
-import contextlib
 import io
 import logging
 import os
-import stat
-import threading
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal, TypeAlias, get_args
 
@@ -51,6 +47,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, UnidentifiedImageError
 
+from . import _decode
 from ._blend import over_opaque
 from .errors import (
     ImageTooLargeError,
@@ -106,7 +103,6 @@ OutputKind: TypeAlias = Literal["auto", "array", "pil", "png"]
 _OUTPUT_KINDS: tuple[str, ...] = get_args(OutputKind)
 
 _ORIENTATION_TAG = 0x0112
-_WARNINGS_LOCK = threading.Lock()
 # Modes whose pixels np.asarray() returns as uint16 (any byte order).
 _MODES_16 = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
 
@@ -235,7 +231,7 @@ def load_image(
             raise InvalidImageError(
                 f"{path!r} is a URL: rmbg reads local files only. Download it and pass the bytes."
             )
-        _check_path(path)
+        _decode.check_path(path)
         return _from_encoded(path, repr(path), "path", exif_transpose, max_pixels, frame)
     if _is_text_stream(image):
         raise InvalidImageError("The file is open in text mode; open it in binary mode ('rb').")
@@ -251,51 +247,6 @@ def load_image(
 
 def _is_text_stream(obj: object) -> bool:
     return isinstance(obj, io.TextIOBase)
-
-
-def _check_path(path: str) -> None:
-    """Refuse what is not a regular file before opening it: opening a FIFO blocks until some
-    other process writes to it, and a device may never end. A missing path or a folder is left to
-    ``open`` (``FileNotFoundError``, ``IsADirectoryError``)."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return
-    if stat.S_ISDIR(st.st_mode):
-        return
-    if not stat.S_ISREG(st.st_mode):
-        kind = (
-            "a FIFO (named pipe)"
-            if stat.S_ISFIFO(st.st_mode)
-            else "a socket"
-            if stat.S_ISSOCK(st.st_mode)
-            else "a device"
-            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
-            else "not a regular file"
-        )
-        raise InvalidImageError(
-            f"{path!r} is {kind}, not an image file. rmbg reads regular files only; read the "
-            "stream yourself and pass the bytes (or a binary file object)."
-        )
-    if st.st_size == 0:
-        raise InvalidImageError(f"{path!r}: an empty file (0 bytes).")
-
-
-def _reason(exc: BaseException) -> str:
-    """An exception as a clause inside a sentence: its message without a final period."""
-    text = str(exc).strip().rstrip(".")
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-@contextlib.contextmanager
-def _no_bomb_warning() -> Iterator[None]:
-    """Silence Pillow's DecompressionBombWarning while a header is read: rmbg checks the size
-    itself right after, and refuses with ImageTooLargeError instead of printing a warning first.
-    ``catch_warnings`` changes process-wide state, so rmbg's threads take turns (headers are
-    quick to read; pixels are decoded outside)."""
-    with _WARNINGS_LOCK, warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        yield
 
 
 def _check_size(width: int, height: int, max_pixels: int | None, what: str) -> None:
@@ -317,7 +268,7 @@ def _from_encoded(
     frame: int | None,
 ) -> LoadedImage:
     try:
-        with _no_bomb_warning():
+        with _decode.no_bomb_warning():
             im = Image.open(source)
     except UnidentifiedImageError as exc:
         if kind == "file" and _stream_is_empty(source):
@@ -329,16 +280,18 @@ def _from_encoded(
     except Image.DecompressionBombError as exc:
         raise ImageTooLargeError(
             f"{label}: exceeds Pillow's decompression-bomb limit (twice Image.MAX_IMAGE_PIXELS): "
-            f"{_reason(exc)}. rmbg never changes that global; raise it in your application if "
+            f"{_decode.reason(exc)}. rmbg never changes that global; raise it in your application if "
             "you trust this file."
         ) from exc
     except (FileNotFoundError, PermissionError, IsADirectoryError, MemoryError) as exc:
         if kind == "path" or isinstance(exc, MemoryError):
             raise  # the path itself cannot be opened: an OSError, as documented
-        raise InvalidImageError(f"{label}: cannot be opened as an image ({_reason(exc)}).") from exc
+        raise InvalidImageError(
+            f"{label}: cannot be opened as an image ({_decode.reason(exc)})."
+        ) from exc
     except Exception as exc:  # Pillow's plugins raise many types on malformed headers
         raise InvalidImageError(
-            f"{label}: cannot be opened as an image ({_reason(exc)}); is it truncated or corrupt?"
+            f"{label}: cannot be opened as an image ({_decode.reason(exc)}); is it truncated or corrupt?"
         ) from exc
 
     with im:  # closes the file only when Pillow opened it itself (never a caller's file object)
@@ -346,15 +299,15 @@ def _from_encoded(
         try:
             if frame:
                 try:
-                    with _no_bomb_warning():
+                    with _decode.no_bomb_warning():
                         im.seek(frame)
                 except EOFError as exc:
                     raise UnsupportedOptionError(
-                        f"frame={frame}, but {label} has only {_frame_count(im)} frame(s)."
+                        f"frame={frame}, but {label} has only {_decode.frame_count(im)} frame(s)."
                     ) from exc
                 _check_size(im.width, im.height, max_pixels, label)
             elif frame is None:
-                with _no_bomb_warning():  # counting frames reads their headers
+                with _decode.no_bomb_warning():  # counting frames reads their headers
                     frames = getattr(im, "n_frames", 1) if getattr(im, "is_animated", 0) else 1
                 if frames != 1:
                     warnings.warn(
@@ -376,24 +329,7 @@ def _from_encoded(
         except Exception as exc:
             # e.g. "image file is truncated" (LOAD_TRUNCATED_IMAGES stays as the app set it), or
             # whatever a plugin raises on a damaged frame
-            raise InvalidImageError(_decode_failure(label, im, exc)) from exc
-
-
-def _frame_count(im: Image.Image) -> int | str:
-    try:
-        return int(getattr(im, "n_frames", 1))
-    except Exception:  # a damaged file may fail to count its frames
-        return "fewer"
-
-
-def _decode_failure(label: str, im: Image.Image, exc: Exception) -> str:
-    if im.format == "EPS" and "ghostscript" in str(exc).lower():
-        return (
-            f"{label} is an EPS file, and Pillow needs Ghostscript (the `gs` program) to "
-            "read those, which is not installed. Install Ghostscript (e.g. `apt install "
-            "ghostscript`), or convert the file to PNG first."
-        )
-    return f"{label}: cannot be decoded ({_reason(exc)}); is it truncated or corrupt?"
+            raise InvalidImageError(_decode.decode_failure(label, im, exc)) from exc
 
 
 def _stream_is_empty(source: str | IO[bytes]) -> bool:
