@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
+import tarfile
+import zipfile
 from pathlib import Path
 
 import nox
@@ -133,7 +133,9 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff check and format check."""
     session.install("ruff>=0.6")
-    session.run("ruff", "check", "src", "tests", "benchmarks", "examples", "noxfile.py")
+    paths = ("src", "tests", "benchmarks", "examples", "noxfile.py")
+    session.run("ruff", "check", *paths)
+    session.run("ruff", "format", "--check", *paths)
 
 
 @nox.session
@@ -146,19 +148,29 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def build(session: nox.Session) -> None:
-    """Build the sdist and wheel, and check that the wheel carries no weights."""
+    """Build the sdist and wheel into a fresh folder; check that the wheel has the package data
+    rmbg needs (py.typed, the bundled photos) and that neither archive carries weights."""
     session.install("build")
-    session.run("python", "-m", "build", "--outdir", "dist")
-    wheels = sorted((ROOT / "dist").glob("rmbg-*.whl"))
-    listing = subprocess.run(
-        [sys.executable, "-m", "zipfile", "-l", str(wheels[-1])],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    for bad in (".safetensors", ".onnx", ".bin", ".pth"):
-        if bad in listing:
-            session.error(f"the wheel contains a {bad} file; weights must never ship")
+    out = Path(session.create_tmp()) / "dist"
+    if out.exists():
+        shutil.rmtree(out)
+    session.run("python", "-m", "build", "--outdir", str(out))
+    wheel, sdist = next(out.glob("rmbg-*.whl")), next(out.glob("rmbg-*.tar.gz"))
+    with zipfile.ZipFile(wheel) as z:
+        in_wheel = z.namelist()
+    with tarfile.open(sdist) as t:
+        in_sdist = t.getnames()
+    for needed in (
+        "rmbg/py.typed",
+        "rmbg/data/photos/heldout/camera.jpg",
+        "rmbg/cache/__init__.py",
+    ):
+        if needed not in in_wheel:
+            session.error(f"the wheel lacks {needed}")
+    for name in in_wheel + in_sdist:
+        if name.endswith((".safetensors", ".onnx", ".bin", ".pth", ".pt")):
+            session.error(f"{name} is in a built archive; weights must never ship")
+    session.log(f"{wheel.name}: {len(in_wheel)} files; {sdist.name}: {len(in_sdist)} files")
 
 
 @nox.session

@@ -152,7 +152,31 @@ def test_contract(backend: Backend):
         np.testing.assert_array_equal(results[k], expected[k % 4])
 
 
+PUBLIC = {
+    "BackgroundRemover", "RMBG_1_4", "ModelSpec", "__version__",
+    "Backend", "Engine", "EngineInfo", "ModelSource",
+    "available_backends", "get_backend", "register_backend",
+    "remove", "remove_mask", "default_remover", "set_default_remover",
+}  # fmt: skip
+
+
 def test_public_surface_is_explicit():
-    assert "BackgroundRemover" in rmbg.__all__
+    """The public surface is exactly this list plus every error: a name added or dropped by
+    accident fails here (update the list, the docs and the changelog together)."""
+    import inspect
+
+    from rmbg import errors
+
+    assert len(rmbg.__all__) == len(set(rmbg.__all__))
+    assert set(rmbg.__all__) == PUBLIC | set(errors.__all__)
+    namespace: dict[str, object] = {}
+    exec("from rmbg import *", namespace)
+    assert set(namespace) - {"__builtins__"} == set(rmbg.__all__)
     for name in rmbg.__all__:
-        assert getattr(rmbg, name) is not None
+        obj = namespace[name]
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            assert obj.__module__.startswith("rmbg."), (name, obj.__module__)
+    assert namespace["BackgroundRemover"].__name__ == "BackgroundRemover"
+    assert isinstance(namespace["__version__"], str) and namespace["__version__"]
+    with pytest.raises(AttributeError, match="no attribute 'remover_'"):
+        rmbg.remover_  # noqa: B018  (a typo is an AttributeError, not None)

@@ -52,18 +52,36 @@ def test_results_come_in_input_order_and_equal_the_per_image_calls():
 
 def test_order_holds_when_later_images_finish_first(monkeypatch):
     remover = fake_remover()
-    real = remover.mask
-    delays = [0.08, 0.0, 0.05, 0.0, 0.02, 0.0]
+    images = _images(6, seed=3)  # different sizes and contents: every mask differs
+    for i, image in enumerate(images):
+        image[0, 0, 0] = i  # which image a worker holds
+    expected = [remover.mask(image) for image in images]
+    assert all(
+        a.shape != b.shape or not np.array_equal(a, b)
+        for k, a in enumerate(expected)
+        for b in expected[k + 1 :]
+    )
+    last_done = threading.Event()
+    finished: list[int] = []
+    real = remover._mask  # what each batch worker runs per image
 
-    def slow_mask(image, **kwargs):
-        time.sleep(delays[int(image[0, 0, 0])])
-        return real(image, **kwargs)
+    def slow_mask(image, *args, **kwargs):
+        i = int(image[0, 0, 0])
+        if i == 0:  # the first image finishes only after the last one
+            assert last_done.wait(10), "the pipeline did not run the images concurrently"
+        mask = real(image, *args, **kwargs)
+        finished.append(i)
+        if i == len(images) - 1:
+            last_done.set()
+        return mask
 
-    monkeypatch.setattr(remover, "mask", slow_mask)
-    images = [np.full((16, 16, 3), i, np.uint8) for i in range(len(delays))]
+    monkeypatch.setattr(remover, "_mask", slow_mask)
     out = list(remover.masks(images, workers=len(images)))
-    for image, mask in zip(images, out, strict=True):
-        np.testing.assert_array_equal(mask, real(image))
+    assert sorted(finished) == list(range(len(images)))  # every image went through the spy
+    assert finished.index(len(images) - 1) < finished.index(0)  # the premise held
+    assert len(out) == len(expected)
+    for got, want in zip(out, expected, strict=True):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_options_reach_every_image():

@@ -282,6 +282,19 @@ def test_mode_F_is_taken_in_0_1():
         rio.load_image(Image.fromarray(np.array([[0.0, np.nan]], np.float32)))
 
 
+def test_float_file_advice_is_for_files(tmp_path):
+    path = tmp_path / "depth.tif"
+    Image.fromarray(np.array([[0.0, 200.0]], np.float32)).save(path)
+    with pytest.raises(InvalidImageError) as info:
+        rio.load_image(path)
+    message = str(info.value)
+    assert (
+        f"{str(path)!r} (floating-point pixels, mode 'F') has float values in [0, 200]" in message
+    )
+    assert "8- or 16-bit" in message
+    assert "uint8" not in message and "Divide" not in message  # array advice, not for a file
+
+
 def test_16_bit_colour_png_is_consistent_with_the_array_path():
     data = RNG.integers(0, 65536, (5, 6, 3)).astype(np.uint16)
     from_file = rio.load_image(raw_png(data, color_type=2, bit_depth=16))
@@ -697,9 +710,10 @@ def test_decompression_bomb_is_refused_from_the_header(load_calls):
     data = bomb_png(100_000, 100_000)  # 10 gigapixels; Pillow's own guard raises at open
     tracemalloc.start()
     t = time.perf_counter()
-    with pytest.raises(ImageTooLargeError, match="decompression-bomb"):
+    with pytest.raises(ImageTooLargeError, match="decompression-bomb") as info:
         rio.load_image(data)
     elapsed = time.perf_counter() - t
+    assert ".." not in str(info.value)  # Pillow's own sentence ends with a period
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert elapsed < 1.0 and peak < 2**20
@@ -708,11 +722,11 @@ def test_decompression_bomb_is_refused_from_the_header(load_calls):
 
 def test_image_over_the_limit_is_refused_before_decoding(load_calls):
     data = bomb_png(10_000, 10_000)  # over rmbg's default (Pillow's), under Pillow's error level
-    with (
-        pytest.warns(Image.DecompressionBombWarning),
-        pytest.raises(ImageTooLargeError, match="100,000,000 pixels"),
-    ):
-        rio.load_image(data)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ImageTooLargeError, match="100,000,000 pixels"):
+            rio.load_image(data)
+    assert caught == []  # refused with one error, no DecompressionBombWarning printed first
     assert load_calls == []
     with pytest.raises(ImageTooLargeError, match="limit of 1,000"):
         rio.load_image(bomb_png(100, 100), max_pixels=1000)
@@ -846,10 +860,68 @@ def test_to_output_rejects_other_layouts(bad):
         rio.to_output(bad, rio.load_image(rgb_photo()))
 
 
-def test_png_compress_level_is_fast_and_lossless():
+def test_png_output_is_rmbgs_encoder_at_the_fast_level_and_lossless():
+    """Bytes results are rmbg's own PNG encoder at level 1 (the fast end), byte for byte."""
+    from rmbg import _png
+
     assert rio.PNG_COMPRESS_LEVEL == 1
+    photo = np.asarray(Image.open(Path(__file__).parents[1] / "src/rmbg/data/photos/coffee.jpg"))
     loaded = rio.load_image(encode(Image.fromarray(rgb_photo())))
-    rgba = RNG.integers(0, 256, (12, 17, 4), dtype=np.uint8)
-    np.testing.assert_array_equal(
-        np.asarray(Image.open(io.BytesIO(rio.to_output(rgba, loaded)))), rgba
-    )
+    rgba = np.dstack([photo, photo[..., 0]])  # compressible, so that the level shows
+    data = rio.to_output(rgba, loaded)
+    assert data == _png.encode_png(rgba, level=1)
+    assert data != _png.encode_png(rgba, level=9)
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(data))), rgba)
+
+
+# -- paths that are not regular files --------------------------------------------------------------
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX-only")
+def test_a_fifo_is_refused_without_blocking(tmp_path):
+    import threading
+
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    outcome: list[BaseException | None] = []
+
+    def load() -> None:
+        try:
+            rio.load_image(fifo)
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=load, daemon=True)
+    worker.start()
+    worker.join(10)
+    if worker.is_alive():  # blocked in open(): release it before failing
+        os.close(os.open(fifo, os.O_WRONLY))
+        worker.join(10)
+        pytest.fail("load_image blocked on a FIFO")
+    assert isinstance(outcome[0], InvalidImageError), outcome
+    assert "a FIFO (named pipe), not an image file" in str(outcome[0])
+    assert "pass the bytes" in str(outcome[0])
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_a_device_is_refused():
+    with pytest.raises(InvalidImageError, match="'/dev/zero' is a device, not an image file"):
+        rio.load_image("/dev/zero")
+
+
+def test_a_folder_is_still_an_os_error(tmp_path):
+    with pytest.raises(IsADirectoryError):
+        rio.load_image(tmp_path)
+
+
+def test_eps_without_ghostscript_says_so(monkeypatch):
+    from PIL import EpsImagePlugin
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(buf, "EPS")
+    monkeypatch.setattr(EpsImagePlugin, "gs_binary", False)
+    monkeypatch.setattr(EpsImagePlugin, "has_ghostscript", lambda: False)
+    with pytest.raises(InvalidImageError) as info:
+        rio.load_image(buf.getvalue())
+    message = str(info.value)
+    assert "EPS file" in message and "Ghostscript" in message and "install" in message.lower()
+    assert "corrupt" not in message and "truncated" not in message

@@ -97,6 +97,201 @@ def test_corrupt_cache_entry_is_rebuilt(tiny_source, tmp_path, count_conversions
     assert engine(np.zeros((1, 3, 64, 64), np.float32)).shape == (1, 1, 64, 64)
 
 
+def _perturbed_bin(xml: Path) -> bytes:
+    """The IR's .bin with its largest f32 constant negated: other valid weights, same size."""
+    import re
+
+    consts = []
+    for tag in re.findall(r"<data [^>]*>", xml.read_text()):
+        attrs = dict(re.findall(r'(\w+)="([^"]*)"', tag))
+        if attrs.get("element_type") == "f32" and "offset" in attrs:
+            consts.append((int(attrs["size"]), int(attrs["offset"])))
+    size, offset = max(consts)
+    data = bytearray(xml.with_suffix(".bin").read_bytes())
+    block = np.frombuffer(bytes(data[offset : offset + size]), np.float32)
+    data[offset : offset + size] = (-block).tobytes()
+    return bytes(data)
+
+
+def _run(target: OpenVINOBackend | Path) -> np.ndarray:
+    x = np.random.default_rng(0).uniform(-0.5, 0.5, (1, 3, 64, 64)).astype(np.float32)
+    if isinstance(target, Path):  # compiled by OpenVINO itself, no cache of any kind
+        return ov.Core().compile_model(str(target), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})(x)[
+            0
+        ]
+    return target.load("CPU")(x)
+
+
+@pytest.mark.slow
+def test_same_size_overwrite_of_the_weights_is_caught(tiny_source, tmp_path, count_conversions):
+    """Fault 1: a cached model.bin overwritten in place by other valid weights of the same size
+    (so the IR still compiles) is detected and rebuilt, never silently used."""
+    options = {"compile_cache": False}
+    backend = OpenVINOBackend(tiny_source, precision="f32", cache_dir=tmp_path, options=options)
+    path = backend.model_path()
+    assert path is not None
+    expected = _run(backend)
+    changed = _perturbed_bin(path)
+    assert len(changed) == path.with_suffix(".bin").stat().st_size > 16 << 20
+    with path.with_suffix(".bin").open("r+b") as f:  # in place: same inode, same size
+        f.write(changed)
+    assert np.abs(_run(path) - expected).max() > 1e-3  # what trusting it would give
+    again = OpenVINOBackend(tiny_source, precision="f32", cache_dir=tmp_path, options=options)
+    np.testing.assert_array_equal(_run(again), expected)
+    assert len(count_conversions) == 2  # converted, then rebuilt
+
+
+def _matmul_ir(folder: Path, weight: float) -> None:
+    """A tiny IR, y = x @ W with W = ``weight`` everywhere, as model.xml/model.bin in ``folder``."""
+    import openvino.opset13 as ops
+
+    x = ops.parameter([1, 4], np.float32)
+    w = ops.constant(np.full((4, 4), weight, np.float32))
+    model = ov.Model([ops.matmul(x, w, False, False)], [x], "matmul")
+    ov.save_model(model, str(folder / "model.xml"), compress_to_fp16=False)
+
+
+def test_compiled_blobs_never_outlive_a_changed_ir(tmp_path):
+    """OpenVINO keys its compiled blobs by the IR's path (and the .xml file) and misses a changed
+    .bin: it serves the old weights. When an entry's files are replaced in place by another
+    consistent entry (``cp`` from a backup writes into the existing files; here the .xml is the
+    same), the next backend must compile the new IR, not reuse the old blob."""
+    from rmbg import cache
+
+    source = ModelSource(kind="module", spec=SPEC, weights_digest="matmul")
+    backend = OpenVINOBackend(source, cache_dir=tmp_path)
+    entry = tmp_path / "ir" / cache.cache_key(backend._key_parts())
+    metadata = {"key": backend._key_parts()}
+    cache.write_entry(entry, lambda d: _matmul_ir(d, 1.0), metadata=metadata)
+    x = np.ones((1, 4), np.float32)
+    assert backend.load("CPU")(x).tolist() == [[4.0] * 4]  # read from the cache, blob stored
+    assert any(p.suffix == ".blob" for p in (tmp_path / "ov").rglob("*"))
+    backup = tmp_path / "backup" / entry.name
+
+    def build(folder: Path) -> None:  # the same .xml, W = 2 in the .bin
+        (folder / "model.xml").write_bytes((entry / "model.xml").read_bytes())
+        (folder / "model.bin").write_bytes(np.full((4, 4), 2.0, np.float32).tobytes())
+
+    cache.write_entry(backup, build, metadata=metadata)
+    assert (backup / "model.bin").stat().st_size == (entry / "model.bin").stat().st_size
+    for name in ("model.bin", "manifest.json"):
+        with (entry / name).open("r+b") as f:  # same inodes, as `cp` does
+            f.write((backup / name).read_bytes())
+            f.truncate()
+    again = OpenVINOBackend(source, cache_dir=tmp_path)
+    assert again.load("CPU")(x).tolist() == [[8.0] * 4]
+
+
+_READ_ONLY_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    from rmbg.backends.base import ModelSource
+    from rmbg.backends.openvino import OpenVINOBackend
+    from rmbg.errors import CacheError
+    from rmbg.specs import RMBG_1_4
+    spec = RMBG_1_4.with_input_size(64, 64)
+    source = ModelSource(kind="module", spec=spec, weights_digest=sys.argv[2])
+    try:
+        out = OpenVINOBackend(source, cache_dir=sys.argv[1]).load("CPU")(np.ones((1, 4), np.float32))
+        print(out.tolist())
+    except CacheError as exc:
+        print("CacheError:", exc)
+    """
+)
+
+
+def _unshare_works() -> bool:
+    try:
+        return subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode == 0
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(
+    not _unshare_works(),
+    reason="needs `unshare -rm` (user namespaces) to mount a folder read-only; the read-only "
+    "rules are also tested with simulated EROFS in test_cache.py",
+)
+def test_a_read_only_mount_of_a_complete_cache_works(tmp_path):
+    """Fault 4, on a real read-only bind mount: a complete entry is used (no lock file needed);
+    a missing one is a CacheError that names the folder and the fix."""
+    from rmbg import cache
+
+    source = ModelSource(kind="module", spec=SPEC, weights_digest="matmul")
+    parts = OpenVINOBackend(source, cache_dir=tmp_path)._key_parts()
+    entry = tmp_path / "ir" / cache.cache_key(parts)
+    cache.write_entry(entry, lambda d: _matmul_ir(d, 1.0), metadata={"key": parts})
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1] / "src"))
+
+    def run_read_only(digest: str) -> str:
+        shell = (
+            'mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" && exec "$2" -c "$3" "$1" "$4"'
+        )
+        out = subprocess.run(
+            [
+                "unshare",
+                "-rm",
+                "sh",
+                "-c",
+                shell,
+                "sh",
+                str(tmp_path),
+                sys.executable,
+                _READ_ONLY_SCRIPT,
+                digest,
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip()
+
+    assert run_read_only("matmul") == str([[4.0] * 4])
+    message = run_read_only("not-converted-yet")
+    assert message.startswith("CacheError: The rmbg cache folder") and "not writable" in message
+    assert str(tmp_path / "ir") in message and "RMBG_CACHE_DIR" in message
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before  # nothing was written
+
+
+def test_cache_dir_that_is_a_file_says_so(tiny_source, tmp_path, monkeypatch):
+    from rmbg.errors import CacheError
+
+    blocker = tmp_path / "cache"
+    blocker.write_text("oops")
+    monkeypatch.setenv("RMBG_CACHE_DIR", str(blocker))
+    with pytest.raises(CacheError, match=rf"{blocker} is a file, not a folder.*RMBG_CACHE_DIR"):
+        OpenVINOBackend(tiny_source, precision="f32").model_path()
+
+
+def test_disk_full_while_saving_the_ir(tiny_source, tmp_path, monkeypatch):
+    """Fault 5: OpenVINO's writer fails with an iostream error on a full disk."""
+    import shutil
+
+    from rmbg.errors import CacheError
+
+    backend = OpenVINOBackend(tiny_source, precision="f32", cache_dir=tmp_path)
+    monkeypatch.setattr(backend, "_convert", lambda: ov.Model([], [], "stub"))
+
+    def full_disk(model, path, compress_to_fp16=True):
+        Path(path).write_bytes(b"<net")  # a partial file, as a real full disk leaves it
+        free = shutil._ntuple_diskusage(1 << 30, 1 << 30, 4096)
+        monkeypatch.setattr(shutil, "disk_usage", lambda p: free)
+        raise RuntimeError(
+            "Exception from src/core/src/pass/serialize.cpp:1300:\nbasic_ios::clear: iostream error"
+        )
+
+    monkeypatch.setattr(ov, "save_model", full_disk)
+    with pytest.raises(CacheError, match=rf"No space left on {tmp_path / 'ir'} \(0 MiB free"):
+        backend.model_path()
+    assert [p.name for p in (tmp_path / "ir").iterdir()] == [
+        p.name for p in (tmp_path / "ir").glob("*.lock")
+    ]
+
+
 _CONVERT_SCRIPT = textwrap.dedent(
     """
     import sys
@@ -153,16 +348,60 @@ def test_device_names_are_canonical(tiny_source, tmp_path):
             backend.canonical_device(missing)
 
 
-def test_precision_the_device_lacks_is_refused(tiny_source, tmp_path):
-    caps = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-    backend = OpenVINOBackend(tiny_source, precision="f16", cache_dir=tmp_path)
-    if "FP16" in caps:
-        assert backend.load("CPU").info.inference_precision == "f16"
+class _Capabilities:
+    """An ov.Core whose devices report other OPTIMIZATION_CAPABILITIES (the rest is the real one)."""
+
+    def __init__(self, core: ov.Core, caps: list[str]) -> None:
+        self._core, self._caps = core, caps
+
+    def get_property(self, device: str, name: str) -> object:
+        if name == "OPTIMIZATION_CAPABILITIES":
+            return list(self._caps)
+        return self._core.get_property(device, name)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._core, name)
+
+
+def _matmul_backend(tmp_path: Path, precision: str) -> OpenVINOBackend:
+    """A backend whose cache already holds its (tiny matmul) IR: loads without converting."""
+    from rmbg import cache
+
+    source = ModelSource(kind="module", spec=SPEC, weights_digest="matmul")
+    backend = OpenVINOBackend(source, precision=precision, cache_dir=tmp_path)
+    parts = backend._key_parts()
+    entry = tmp_path / "ir" / cache.cache_key(parts)
+    if cache.read_manifest(entry) is None:
+        cache.write_entry(entry, lambda d: _matmul_ir(d, 1.0), metadata={"key": parts})
+    return backend
+
+
+@pytest.mark.parametrize("precision", ["f16", "bf16"])
+def test_precision_the_device_lacks_is_refused(tmp_path, precision):
+    real_caps = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    capability = {"f16": "FP16", "bf16": "BF16"}[precision]
+    # this machine, whatever it has
+    backend = _matmul_backend(tmp_path, precision)
+    if capability in real_caps:
+        assert backend.load("CPU").info.inference_precision == precision
     else:
         with pytest.raises(UnsupportedOptionError, match="not supported on CPU"):
             backend.load("CPU")
+    # a CPU without it (the branch this machine may never reach)
+    source = ModelSource(kind="module", spec=SPEC, weights_digest="never-converted")
+    lacking = OpenVINOBackend(source, precision=precision, cache_dir=tmp_path / "empty")
+    lacking.core = _Capabilities(lacking.core, [c for c in real_caps if c != capability])
+    with pytest.raises(
+        UnsupportedOptionError, match=rf"precision='{precision}' is not supported on CPU"
+    ):
+        lacking.load("CPU")
+    assert not (tmp_path / "empty").exists()  # refused before converting anything
+    # f32 is never refused, even by a device that does not list FP32
+    plain = _matmul_backend(tmp_path, "f32")
+    plain.core = _Capabilities(plain.core, ["INT8"])
+    assert plain.load("CPU").info.inference_precision == "f32"
     with pytest.raises(UnsupportedOptionError, match="precision"):
-        OpenVINOBackend(tiny_source, precision="f64", cache_dir=tmp_path)
+        OpenVINOBackend(backend.source, precision="f64", cache_dir=tmp_path)
 
 
 @pytest.mark.slow

@@ -271,18 +271,24 @@ def test_int8_is_a_precision_of_the_library_and_not_of_torch():
 
 
 # -- real weights -----------------------------------------------------------------------------------
+#: The bar docs/performance.md and the README promise, written here rather than read from
+#: quantize.DEFAULT_BAR, so that a looser bar in the code fails this test.
+DOCUMENTED_MIN_IOU = 0.99
+DOCUMENTED_MAX_MEAN_DIFF = 2.0
+
+
 @pytest.mark.slow
 @pytest.mark.realweights
-def test_standin_int8_meets_the_bar(standin_dir):
-    from rmbg import BackgroundRemover
-
-    int8 = BackgroundRemover(standin_dir, precision="int8", device="CPU")
-    q = int8.info.details["quantization"]
-    assert q["passed"] and set(q["photos"]) == set(photos.HELDOUT)
-    for figures in q["photos"].values():
-        assert figures["iou"] >= 0.99 and figures["mean_diff"] <= 2.0
-    # and on the (calibration) photos, through the public API
-    f32 = BackgroundRemover(standin_dir, precision="f32", device="CPU")
-    for name in ("astronaut", "chelsea"):
-        stats = mask_stats(int8.mask(load_photo(name)), f32.mask(load_photo(name)))
-        assert stats["iou"] >= 0.98 and stats["mean"] <= 3.0, (name, stats)
+def test_standin_int8_meets_the_bar(standin_dir, tmp_path):
+    """INT8 against f32 through the public API, on the held-out photo files (never calibrated
+    on), against the documented bar: independent of the figures the quantizer reports."""
+    heldout = sorted((photos.PHOTO_DIR / "heldout").glob("*.jpg"))
+    assert [p.stem for p in heldout] == sorted(photos.HELDOUT) and len(heldout) == 4
+    int8 = BackgroundRemover(standin_dir, precision="int8", device="CPU", cache_dir=tmp_path)
+    f32 = BackgroundRemover(standin_dir, precision="f32", device="CPU", cache_dir=tmp_path)
+    assert int8.info.inference_precision.startswith("int8")
+    for photo in heldout:
+        stats = mask_stats(int8.mask(photo, output="array"), f32.mask(photo, output="array"))
+        assert stats["iou"] >= DOCUMENTED_MIN_IOU, (photo.name, stats)
+        assert stats["mean"] <= DOCUMENTED_MAX_MEAN_DIFF, (photo.name, stats)
+    assert int8.info.details["quantization"]["passed"] is True

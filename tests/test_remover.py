@@ -124,10 +124,26 @@ def test_caller_array_is_not_mutated(remover):
 
 
 def test_model_env_var_is_the_default(monkeypatch, tmp_path):
+    """RMBG_MODEL names the model when none is passed (the Hub default cannot be reached offline,
+    so a test that only expects an error would pass if the variable were ignored)."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    checkpoint = tmp_path / "checkpoint"
+    checkpoint.mkdir()
+    (checkpoint / "config.json").write_text("{}")
+    save_file(
+        {"conv_in.weight": np.zeros((2, 2), np.float32)}, str(checkpoint / "model.safetensors")
+    )
+    monkeypatch.setenv("RMBG_MODEL", str(checkpoint))
+    remover = BackgroundRemover(backend="fake")
+    assert remover.source.kind == "checkpoint" and remover.source.path == checkpoint
+    assert BackgroundRemover(tmp_path / "checkpoint", backend="fake").source == remover.source
     monkeypatch.setenv("RMBG_MODEL", str(tmp_path / "does-not-exist"))
     from rmbg.errors import ModelNotFoundError
 
-    with pytest.raises(ModelNotFoundError):
+    with pytest.raises(ModelNotFoundError, match="does-not-exist"):
         BackgroundRemover(backend="fake")
 
 

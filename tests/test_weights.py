@@ -132,7 +132,11 @@ def test_default_cache_dir_is_reexported(tmp_path, monkeypatch) -> None:
 
 
 def test_read_state_dict_round_trip(tmp_path) -> None:
-    tensors = {"a.weight": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.array(3)}
+    tensors = {
+        "a.weight": np.arange(6, dtype=np.float32).reshape(2, 3),
+        "a.bn_s1.num_batches_tracked": np.array(3),
+        "c": np.ones(2, np.float16),
+    }
     save_file(tensors, str(tmp_path / "m.safetensors"))
     got = read_state_dict(tmp_path / "m.safetensors")
     assert got.keys() == tensors.keys()
@@ -152,6 +156,35 @@ def test_read_state_dict_corrupt_file_is_a_model_error(tmp_path, damage) -> None
         read_state_dict(bad)
     assert str(bad) in str(info.value)
     assert info.value.__cause__ is not None
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "complaint"),
+    [
+        ("side1.weight", np.ones((1, 2), np.int32), "dtype int32, not floating point"),
+        ("side1.bias", np.ones(2, np.uint8), "dtype uint8, not floating point"),
+        ("stage1.bn_s1.num_batches_tracked", np.ones((), np.int32), "dtype int32, not int64"),
+        ("stage1.rebnconvin.conv_s1.weight", np.array([0.0, np.nan], np.float32), "1 NaN"),
+        ("conv_in.bias", np.array([np.inf, -np.inf, 1.0], np.float32), "2 NaN or infinite"),
+        ("conv_in.weight", np.full(4, np.inf, np.float16), "4 NaN"),
+    ],
+)
+def test_bad_weights_are_a_model_error_naming_the_tensor(tmp_path, name, value, complaint) -> None:
+    """Fault 8: NaN weights failed at inference as an InvalidImageError blaming the image, and an
+    int32 tensor was accepted silently."""
+    path = tmp_path / "m.safetensors"
+    save_file({"conv_in.weight": np.ones((2, 2), np.float32), name: value}, str(path))
+    with pytest.raises(ModelError) as info:
+        read_state_dict(path)
+    message = str(info.value)
+    assert f"tensor {name!r}" in message and complaint in message and str(path) in message
+
+
+def test_large_finite_weights_are_accepted(tmp_path) -> None:
+    path = tmp_path / "m.safetensors"
+    big = np.full(1000, np.finfo(np.float32).max, np.float32)  # the sum overflows float32 only
+    save_file({"w": big, "h": np.array([-65504.0], np.float16)}, str(path))
+    np.testing.assert_array_equal(read_state_dict(path)["w"], big)
 
 
 def test_read_state_dict_missing_file(tmp_path) -> None:
@@ -299,7 +332,7 @@ def test_verify_checks_local_files_against_the_published_digests(tmp_path, no_hu
 
 
 def test_torch_module_digest_is_stable_and_follows_the_weights(no_hub) -> None:
-    import torch  # the test extra installs it (missing: fail, never skip)
+    import torch  # the test extra installs it (a missing torch fails, never skips)
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))

@@ -47,6 +47,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, UnidentifiedImageError
 
+from . import _decode
 from ._blend import over_opaque
 from .errors import (
     ImageTooLargeError,
@@ -230,8 +231,7 @@ def load_image(
             raise InvalidImageError(
                 f"{path!r} is a URL: rmbg reads local files only. Download it and pass the bytes."
             )
-        if os.path.isfile(path) and os.path.getsize(path) == 0:
-            raise InvalidImageError(f"{path!r}: an empty file (0 bytes).")
+        _decode.check_path(path)
         return _from_encoded(path, repr(path), "path", exif_transpose, max_pixels, frame)
     if _is_text_stream(image):
         raise InvalidImageError("The file is open in text mode; open it in binary mode ('rb').")
@@ -268,7 +268,8 @@ def _from_encoded(
     frame: int | None,
 ) -> LoadedImage:
     try:
-        im = Image.open(source)
+        with _decode.no_bomb_warning():
+            im = Image.open(source)
     except UnidentifiedImageError as exc:
         if kind == "file" and _stream_is_empty(source):
             raise InvalidImageError(f"{label}: empty (0 bytes).") from exc
@@ -279,34 +280,42 @@ def _from_encoded(
     except Image.DecompressionBombError as exc:
         raise ImageTooLargeError(
             f"{label}: exceeds Pillow's decompression-bomb limit (twice Image.MAX_IMAGE_PIXELS): "
-            f"{exc}. rmbg never changes that global; raise it in your application if you trust "
-            "this file."
+            f"{_decode.reason(exc)}. rmbg never changes that global; raise it in your application if "
+            "you trust this file."
         ) from exc
-    except (FileNotFoundError, PermissionError, IsADirectoryError):
-        raise
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:
+    except (FileNotFoundError, PermissionError, IsADirectoryError, MemoryError) as exc:
+        if kind == "path" or isinstance(exc, MemoryError):
+            raise  # the path itself cannot be opened: an OSError, as documented
         raise InvalidImageError(
-            f"{label}: cannot be opened as an image ({exc}); is it truncated or corrupt?"
+            f"{label}: cannot be opened as an image ({_decode.reason(exc)})."
+        ) from exc
+    except Exception as exc:  # Pillow's plugins raise many types on malformed headers
+        raise InvalidImageError(
+            f"{label}: cannot be opened as an image ({_decode.reason(exc)}); is it truncated or corrupt?"
         ) from exc
 
     with im:  # closes the file only when Pillow opened it itself (never a caller's file object)
         _check_size(im.width, im.height, max_pixels, label)
-        if frame:
-            try:
-                im.seek(frame)
-            except EOFError as exc:
-                raise UnsupportedOptionError(
-                    f"frame={frame}, but {label} has only {getattr(im, 'n_frames', 1)} frame(s)."
-                ) from exc
-            _check_size(im.width, im.height, max_pixels, label)
-        elif frame is None and getattr(im, "is_animated", False):
-            warnings.warn(
-                f"{label} has {getattr(im, 'n_frames', 'several')} frames ({im.format}); using "
-                "the first. Pass frame= to choose another.",
-                RmbgWarning,
-                stacklevel=3,
-            )
         try:
+            if frame:
+                try:
+                    with _decode.no_bomb_warning():
+                        im.seek(frame)
+                except EOFError as exc:
+                    raise UnsupportedOptionError(
+                        f"frame={frame}, but {label} has only {_decode.frame_count(im)} frame(s)."
+                    ) from exc
+                _check_size(im.width, im.height, max_pixels, label)
+            elif frame is None:
+                with _decode.no_bomb_warning():  # counting frames reads their headers
+                    frames = getattr(im, "n_frames", 1) if getattr(im, "is_animated", 0) else 1
+                if frames != 1:
+                    warnings.warn(
+                        f"{label} has {frames} frames ({im.format}); using the first. Pass "
+                        "frame= to choose another.",
+                        RmbgWarning,
+                        stacklevel=3,
+                    )
             return _from_pil(
                 im,
                 kind=kind,
@@ -315,13 +324,12 @@ def _from_encoded(
                 label=label,
                 frame=frame or 0,
             )
-        except RmbgError:
-            raise
-        except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:
-            # e.g. "image file is truncated": Pillow's LOAD_TRUNCATED_IMAGES stays as the app set it
-            raise InvalidImageError(
-                f"{label}: cannot be decoded ({exc}); is it truncated or corrupt?"
-            ) from exc
+        except (RmbgError, MemoryError, Warning):
+            raise  # Warning: an RmbgWarning the application turned into an error
+        except Exception as exc:
+            # e.g. "image file is truncated" (LOAD_TRUNCATED_IMAGES stays as the app set it), or
+            # whatever a plugin raises on a damaged frame
+            raise InvalidImageError(_decode.decode_failure(label, im, exc)) from exc
 
 
 def _stream_is_empty(source: str | IO[bytes]) -> bool:
@@ -363,7 +371,7 @@ def _from_pil(
         elif value not in (None, 1):
             logger.debug("ignoring invalid EXIF orientation %r in %s", value, label)
     mode = im.mode
-    colors, alpha = _pil_pixels(im)
+    colors, alpha = _pil_pixels(im, label, _PIL_FLOATS if kind == "pil" else _FILE_FLOATS)
     if orientation is not None:
         colors = _orient(colors, orientation)
         alpha = None if alpha is None else _orient(alpha, orientation)
@@ -380,7 +388,9 @@ def _from_pil(
     )
 
 
-def _pil_pixels(im: Image.Image) -> tuple[NDArray[np.uint8], NDArray[np.uint8] | None]:
+def _pil_pixels(
+    im: Image.Image, label: str, float_advice: str
+) -> tuple[NDArray[np.uint8], NDArray[np.uint8] | None]:
     """Straight colours (``HxWx3`` or ``HxW`` grey) and alpha of ``im``, as uint8, never views of it."""
     mode = im.mode
     transparency = im.info.get("transparency")
@@ -392,7 +402,9 @@ def _pil_pixels(im: Image.Image) -> tuple[NDArray[np.uint8], NDArray[np.uint8] |
         wide = np.clip(raw, 0, 65535) if mode == "I" else raw
         return (wide.astype(np.uint16) >> 8).astype(np.uint8), alpha
     if mode == "F":
-        return _float_to_uint8(np.asarray(im), "the mode 'F' image"), None
+        return _float_to_uint8(
+            np.asarray(im), f"{label} (floating-point pixels, mode 'F')", float_advice
+        ), None
     if transparency is None:
         if mode == "1":
             return np.asarray(im).astype(np.uint8) * np.uint8(255), None
@@ -486,7 +498,15 @@ def _own(arr: NDArray[np.uint8], caller: NDArray[Any] | None) -> NDArray[np.uint
     return out
 
 
-def _float_to_uint8(arr: NDArray[Any], what: str) -> NDArray[np.uint8]:
+_ARRAY_FLOATS = "Divide 0..255 data by 255 (or pass it as uint8)."
+_PIL_FLOATS = "Scale its values to [0, 1] first (or convert it to 8-bit)."
+_FILE_FLOATS = (
+    "Save the image with 8- or 16-bit integer pixels, or read it yourself, scale it to [0, 1] "
+    "and pass the array."
+)
+
+
+def _float_to_uint8(arr: NDArray[Any], what: str, advice: str = _ARRAY_FLOATS) -> NDArray[np.uint8]:
     work = arr.astype(np.float32) if arr.dtype.itemsize < 4 else arr
     if not bool(np.isfinite(work).all()):
         raise InvalidImageError(f"{what} contains NaN or infinite values.")
@@ -494,7 +514,7 @@ def _float_to_uint8(arr: NDArray[Any], what: str) -> NDArray[np.uint8]:
     if lo < 0.0 or hi > 1.0:
         raise InvalidImageError(
             f"{what} has float values in [{lo:g}, {hi:g}]; float images must lie in [0, 1]. "
-            "Divide 0..255 data by 255 (or pass it as uint8)."
+            + advice
         )
     scaled = work * 255
     np.rint(scaled, out=scaled)

@@ -27,9 +27,11 @@ import socket
 import sys
 import threading
 import urllib.parse
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
 
+import numpy as np
 from numpy.typing import NDArray
 
 from .cache import default_cache_dir, sha256_file
@@ -44,6 +46,7 @@ from .source import ModelSource
 from .specs import RMBG_1_4, ModelSpec
 
 __all__ = [
+    "check_tensors",
     "default_cache_dir",
     "default_model",
     "download",
@@ -161,9 +164,14 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, NDArray[Any]]:
     Args:
         path: A ``.safetensors`` file.
 
+    Every tensor must be floating point and finite, except the int64 ``*.num_batches_tracked``
+    counters (one summing pass over the weights, under 0.2 s for RMBG-1.4): bad weights are reported
+    here, naming the tensor, rather than blamed on an image at inference.
+
     Raises:
         ModelNotFoundError: The file does not exist.
-        ModelError: The file is not a readable safetensors file (truncated, corrupt, other format).
+        ModelError: The file is not a readable safetensors file (truncated, corrupt, other format),
+            or a tensor has another dtype or NaN/infinite values.
     """
     from safetensors.numpy import load_file
 
@@ -173,12 +181,47 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, NDArray[Any]]:
             f"No weights file at {p}. Pass an existing model.safetensors or checkpoint folder."
         )
     try:
-        return dict(load_file(str(p)))
+        tensors = dict(load_file(str(p)))
     except Exception as exc:  # safetensors raises SafetensorError, OSError, ValueError...
         raise ModelError(
             f"{p} is not a readable safetensors file ({type(exc).__name__}: {exc}). It is probably "
             "truncated or corrupt: delete it and download it again."
         ) from exc
+    check_tensors(tensors, str(p))
+    return tensors
+
+
+_COUNTER_SUFFIX = ".num_batches_tracked"
+
+
+def check_tensors(tensors: Mapping[str, NDArray[Any]], where: str) -> None:
+    """Raise :class:`ModelError` naming the first tensor that is not floating point (the int64
+    batch counters excepted) or holds NaN or infinite values.
+
+    Args:
+        tensors: Name -> numpy array, as :func:`read_state_dict` reads them.
+        where: The file, for the message.
+    """
+    for name, arr in tensors.items():
+        if name.endswith(_COUNTER_SUFFIX) and arr.dtype == np.int64:
+            continue
+        if arr.dtype.kind != "f":
+            expected = "int64" if name.endswith(_COUNTER_SUFFIX) else "floating point"
+            raise ModelError(
+                f"{where}: tensor {name!r} has dtype {arr.dtype}, not {expected}. RMBG weights "
+                "are floating point (only the *.num_batches_tracked counters are int64), so this "
+                "is not a checkpoint rmbg can run: save the weights as float32 (or float16)."
+            )
+        # one float64 sum finds any NaN or infinity without a temporary array of the tensor's size
+        with np.errstate(invalid="ignore", over="ignore"):
+            finite = not arr.size or bool(np.isfinite(arr.sum(dtype=np.float64)))
+        if not finite:
+            bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+            raise ModelError(
+                f"{where}: tensor {name!r} has {bad:,} NaN or infinite value(s) out of "
+                f"{arr.size:,}. The checkpoint is corrupt (or its training diverged): use another "
+                "one, or download it again."
+            )
 
 
 def _is_torch_module(obj: Any) -> bool:

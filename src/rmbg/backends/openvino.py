@@ -158,11 +158,6 @@ class OpenVINOBackend(Backend):
             self.cache_dir if self.cache_dir is not None else cache.default_cache_dir()
         )
         self.core = ov.Core()
-        if self.options.compile_cache:
-            try:
-                self.core.set_property({"CACHE_DIR": str(self.cache_root / "ov")})
-            except RuntimeError as exc:  # pragma: no cover - depends on the plugin set
-                logger.warning("OpenVINO compiled-model cache disabled: %s", exc)
         self._lock = threading.Lock()
         self._model_path: Path | None = None
         self._model: ov.Model | None = None
@@ -231,17 +226,45 @@ class OpenVINOBackend(Backend):
                 return
             if self.source.kind == "ir":
                 self._model = _prune(self.core.read_model(str(self.source.path)), self.source)
+                self._use_blob_cache(self.source.weights_digest, cached=False)
                 return
             parts = self._key_parts()
             entry = self.cache_root / "ir" / cache.cache_key(parts)
-            cache.get_or_build(
+            # a complete entry is read without a lock (a read-only cache works)
+            manifest = cache.get_or_build(
                 entry,
                 lambda folder, _metadata: self._convert_into(folder),
                 metadata={"key": parts},
                 what=f"OpenVINO IR of the {self.source.kind}",
                 expect="seconds for a checkpoint, up to a minute for a torch module",
+                needs_bytes=self._ir_bytes(),
             )
             self._model_path = entry / "model.xml"
+            self._use_blob_cache(cache.entry_digest(manifest))
+
+    def _ir_bytes(self) -> int | None:
+        """About what the IR takes on disk: the weights' size (f32), half for an f16 IR."""
+        try:
+            if self.source.module is not None:
+                tensors = self.source.module.state_dict().values()
+                size = sum(t.numel() * t.element_size() for t in tensors)
+            else:
+                path = self.source.weights_path
+                size = path.stat().st_size if path is not None else 0
+        except (OSError, AttributeError):
+            return None
+        return (size // 2 if self._ir_precision() == "f16" else size) or None
+
+    def _use_blob_cache(self, digest: str, *, cached: bool = True) -> None:
+        """Point OpenVINO's compiled-blob cache at a folder of this IR's content digest: its
+        blobs are keyed by the model's path, so they must not outlive a rebuilt IR there."""
+        if not self.options.compile_cache:
+            return
+        folder = cache.blob_cache_dir(self.cache_root, digest, cached=cached)
+        try:
+            self.core.set_property({"CACHE_DIR": str(folder)})
+        except RuntimeError as exc:  # a read-only cache without this folder, say
+            logger.info("OpenVINO compiled-model cache off for this model: %s", exc)
 
     def _convert_into(self, folder: Path) -> None:
         model = self._convert()
@@ -300,8 +323,8 @@ class OpenVINOBackend(Backend):
         return config
 
     def load(self, device: str) -> OpenVINOEngine:
+        config = self._config(device)  # a precision the device lacks: refused before converting
         self._prepare()
-        config = self._config(device)
         target: Any = str(self._model_path) if self._model_path is not None else self._model
         compiled = self.core.compile_model(target, device, config)
         n = int(self.options.num_requests or _prop(compiled, "OPTIMAL_NUMBER_OF_INFER_REQUESTS", 1))
