@@ -63,6 +63,13 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text}")
+    return value
+
+
 def _quality(text: str) -> int:
     value = int(text)
     if not 1 <= value <= 100:
@@ -236,6 +243,18 @@ def add_image_arguments(parser: argparse.ArgumentParser, kind: str) -> None:
         "--no-progress",
         action="store_true",
         help="no progress bar (there is none anyway when stderr is not a terminal)",
+    )
+    run.add_argument(
+        "--watch",
+        action="store_true",
+        help="keep running: process the images in the INPUT folders, then each new one as it "
+        "arrives (once its size stops changing); Ctrl-C stops",
+    )
+    run.add_argument(
+        "--poll",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="with --watch: how often the folders are looked at (default: 1)",
     )
     run.add_argument(
         "--max-pixels",
