@@ -71,7 +71,8 @@ examples:
   rmbg cutout photo.jpg                             # -> photo.cutout.png beside the input
   rmbg cutout photo.jpg -o product.webp             # format from the extension (lossless WebP)
   rmbg cutout shop/ -r --out-dir out/ --skip-existing --json > summary.json
-  rmbg cutout 'shop/**/*.jpg' -r --out-dir out/     # quoted globs are expanded by rmbg
+  rmbg cutout 'shop/**/*.jpg' --out-dir out/        # quoted globs: ** is any depth
+  rmbg cutout inbox/ --watch --out-dir out/         # then each new file as it arrives
   rmbg cutout photo.jpg --background white --trim --margin 20 -o product.jpg
   cat photo.jpg | rmbg cutout - > photo.png         # stdin -> stdout
   rmbg cutout photos/ --device GPU --precision f16 --backend-option performance_hint=THROUGHPUT
