@@ -86,6 +86,9 @@ COMMANDS: dict[str, Command] = {
     ),
     "info": Command("rmbg.cli.info", "versions, cache location and size, the model files in use"),
     "video": Command("rmbg.cli.video", "cut the subject out of a clip (needs rmbg[video])"),
+    "cache": Command(
+        "rmbg.cli.cache", "list, clear or verify rmbg's cache of converted models (where, sizes)"
+    ),
 }
 
 #: Library errors that mean "the options are wrong" rather than "something broke".
