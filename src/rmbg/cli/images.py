@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import RmbgError
+from ..errors import ImageTooLargeError, RmbgError
 from . import flags
 from .runtime import (
     Interrupted,
@@ -413,7 +413,10 @@ def process_many(
                     summary.outputs.append({"input": job.label, "output": job.output_label})
             except Exception as exc:
                 logger.debug("%s failed", job.label, exc_info=exc)
-                summary.fail(job.label, reason(exc))
+                why = reason(exc)
+                if isinstance(exc, ImageTooLargeError):  # the library's advice is for Python
+                    why += " On the command line: --max-pixels N (0: no limit)."
+                summary.fail(job.label, why)
             else:
                 logger.info(
                     "%s -> %s (%d bytes, encoded and written in %.0f ms)",
@@ -467,7 +470,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.poll is not None:
         raise UsageError("--poll goes with --watch")
     jobs = [] if args.watch else _plan(args, kind, out, summary)
-    with catch_signals():
+    with flags.pillow_pixel_limit(args.max_pixels), catch_signals():
         try:
             if args.watch:
                 watch.watch(args, kind, options, out, summary, backend_options)
