@@ -113,6 +113,8 @@ def _describe(entry: CacheEntry, owners: dict[str, str]) -> str:
     """What an entry is, in words: ``IR int8 (INT8) of weights 1e6e1492, OpenVINO 2026.4``."""
     if entry.kind == "ir":
         key = entry.key
+        if not key:
+            return "IR whose manifest cannot be read (an older rmbg's, or damaged)"
         precision = str(key.get("ir_precision", "?"))
         what = f"IR {precision}" + (" (INT8, quantized)" if precision == "int8" else "")
         weights = str(key.get("weights", "?"))[:8]
