@@ -91,6 +91,9 @@ COMMANDS: dict[str, Command] = {
     "demo": Command(
         "rmbg.cli.demo", "a browser demo on this machine: drop a photo, get its cutout (rmbg[demo])"
     ),
+    "cache": Command(
+        "rmbg.cli.cache", "list, clear or verify rmbg's cache of converted models (where, sizes)"
+    ),
 }
 
 #: Library errors that mean "the options are wrong" rather than "something broke".

@@ -9,12 +9,13 @@ a usage error (exit 2) before any model is loaded.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,7 @@ __all__ = [
     "non_negative_int",
     "options_from_args",
     "parse_backend_option",
+    "pillow_pixel_limit",
     "remover_from_args",
     "resolve_source",
 ]
@@ -60,6 +62,13 @@ def non_negative_int(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, not {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text}")
     return value
 
 
@@ -135,7 +144,8 @@ def add_model_arguments(
         "--cache-dir",
         type=Path,
         metavar="DIR",
-        help="rmbg's cache of converted models (default: $RMBG_CACHE_DIR or ~/.cache/rmbg)",
+        help="rmbg's cache of converted models (default: $RMBG_CACHE_DIR, else "
+        "$XDG_CACHE_HOME/rmbg or ~/.cache/rmbg; see `rmbg cache list`)",
     )
     if backend:
         g.add_argument(
@@ -238,10 +248,23 @@ def add_image_arguments(parser: argparse.ArgumentParser, kind: str) -> None:
         help="no progress bar (there is none anyway when stderr is not a terminal)",
     )
     run.add_argument(
+        "--watch",
+        action="store_true",
+        help="keep running: process the images in the INPUT folders, then each new one as it "
+        "arrives (once its size stops changing); Ctrl-C stops",
+    )
+    run.add_argument(
+        "--poll",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="with --watch: how often the folders are looked at (default: 1)",
+    )
+    run.add_argument(
         "--max-pixels",
         type=non_negative_int,
         metavar="N",
-        help="largest input accepted, in pixels; 0 for no limit (default: Pillow's)",
+        help="largest input accepted, in pixels; 0 for no limit, Pillow's own cap included "
+        "(default: 89478485, Pillow's)",
     )
     run.add_argument(
         "--no-exif-transpose",
@@ -379,6 +402,30 @@ def resolve_source(args: argparse.Namespace) -> ModelSource:
     from ..weights import resolve_model
 
     return resolve_model(default_model(args.model), revision=args.revision)
+
+
+@contextlib.contextmanager
+def pillow_pixel_limit(max_pixels: int | None) -> Iterator[None]:
+    """``--max-pixels`` for Pillow too, for the duration of a run.
+
+    Pillow refuses files over twice its global ``Image.MAX_IMAGE_PIXELS`` (about 179 MP) whatever
+    rmbg's ``max_pixels``; the library never changes that global (it belongs to the
+    application), but the command line *is* the application: ``--max-pixels 0`` lifts Pillow's
+    cap too (no limit, as documented), and ``--max-pixels N`` above it raises it to ``N``. The
+    previous value is restored afterwards (callers of :func:`rmbg.cli.main` in a process of
+    their own keep theirs).
+    """
+    from PIL import Image
+
+    saved = Image.MAX_IMAGE_PIXELS
+    if max_pixels == 0:
+        Image.MAX_IMAGE_PIXELS = None
+    elif max_pixels is not None and saved is not None and max_pixels > saved:
+        Image.MAX_IMAGE_PIXELS = max_pixels
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
 
 
 def remover_from_args(

@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import RmbgError
+from ..errors import ImageTooLargeError, RmbgError
 from . import flags, on_ray
 from .runtime import (
     Interrupted,
@@ -45,7 +45,20 @@ if TYPE_CHECKING:
     from ..options import CutoutOptions, MaskOptions
     from ..remover import BackgroundRemover
 
-__all__ = ["FORMATS", "add_arguments", "run"]
+__all__ = [
+    "FORMATS",
+    "Job",
+    "Output",
+    "add_arguments",
+    "check_outputs",
+    "find_inputs",
+    "format_of",
+    "is_own_output",
+    "load_remover",
+    "output_for",
+    "process_many",
+    "run",
+]
 
 logger = logging.getLogger("rmbg.cli")
 
@@ -58,7 +71,8 @@ examples:
   rmbg cutout photo.jpg                             # -> photo.cutout.png beside the input
   rmbg cutout photo.jpg -o product.webp             # format from the extension (lossless WebP)
   rmbg cutout shop/ -r --out-dir out/ --skip-existing --json > summary.json
-  rmbg cutout 'shop/**/*.jpg' -r --out-dir out/     # quoted globs are expanded by rmbg
+  rmbg cutout 'shop/**/*.jpg' --out-dir out/        # quoted globs: ** is any depth
+  rmbg cutout inbox/ --watch --out-dir out/         # then each new file as it arrives
   rmbg cutout photo.jpg --background white --trim --margin 20 -o product.jpg
   cat photo.jpg | rmbg cutout - > photo.png         # stdin -> stdout
   rmbg cutout photos/ --device GPU --precision f16 --backend-option performance_hint=THROUGHPUT
@@ -92,7 +106,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 # -- planning --------------------------------------------------------------------------------------
 @dataclasses.dataclass
-class _Job:
+class Job:
     """One image to process: where it comes from and where it goes."""
 
     label: str  # the input as reported: the path as found, or "-" for standard input
@@ -107,7 +121,7 @@ class _Job:
 
 
 @dataclasses.dataclass(frozen=True)
-class _Output:
+class Output:
     """How outputs are encoded and written."""
 
     fmt: str | None  # None: from -o's extension / png
@@ -117,20 +131,22 @@ class _Output:
     skip_existing: bool
 
 
-def _is_own_output(path: Path) -> bool:
+def is_own_output(path: Path) -> bool:
     """``x.cutout.png`` / ``x.mask.webp``: rmbg's default output names, never taken as input."""
     stem_suffix = Path(path.stem).suffix
     return stem_suffix in (".cutout", ".mask") and path.suffix.lower() in FORMATS
 
 
-def _expand(
-    arg: str, recursive: bool, exclude: Path | None, summary: Summary
-) -> list[tuple[Path, Path | None]]:
-    """One INPUT argument -> ``(file, base folder or None)`` pairs, sorted.
+def find_inputs(
+    arg: str, recursive: bool, exclude: Path | None
+) -> list[tuple[Path, Path | None]] | None:
+    """One INPUT argument -> ``(file, base folder or None)`` pairs, sorted; None when ``arg`` is
+    neither an existing file or folder nor a glob pattern.
 
     Folders and globs yield image files only (by extension), skipping hidden files, rmbg's own
     default outputs and anything under ``exclude`` (the output folder); a file named explicitly is
-    always taken.
+    always taken. A glob follows the shell's globstar meaning: ``**`` matches any number of
+    folders (none included), ``*`` one name; hidden folders are not entered.
     """
     from ..photos import image_suffixes
 
@@ -141,7 +157,7 @@ def _expand(
         exclude = None  # --out-dir is the input folder itself: its sub-folders are still inputs
 
     def keep(p: Path) -> bool:
-        if p.name.startswith(".") or p.suffix.lower() not in exts or _is_own_output(p):
+        if p.name.startswith(".") or p.suffix.lower() not in exts or is_own_output(p):
             return False
         return not (exclude is not None and p.resolve().is_relative_to(exclude))
 
@@ -156,23 +172,51 @@ def _expand(
                 found.extend(Path(folder, f) for f in files)
         else:
             found = [p for p in path.iterdir() if p.is_file()]
-        files_ = sorted(p for p in found if keep(p))
-        if not files_:
-            logger.warning(
-                "%s: no image files%s", arg, "" if recursive else " (use -r for sub-folders)"
-            )
-        return [(p, path) for p in files_]
+        return [(p, path) for p in sorted(p for p in found if keep(p))]
     if path.exists():
         return [(path, None)]
     if glob.has_magic(arg):
-        matches = sorted(Path(m) for m in glob.glob(arg, recursive=recursive) if Path(m).is_file())
-        matches = [m for m in matches if keep(m)]
-        if not matches:
-            summary.fail(arg, "no image files match this pattern")
+        matches = sorted(Path(m) for m in glob.glob(arg, recursive=True) if Path(m).is_file())
         base = _glob_base(arg)
-        return [(m, base) for m in matches]
-    summary.fail(arg, "no such file or folder")
-    return []
+        return [(m, base) for m in matches if keep(m)]
+    return None
+
+
+def _expand(
+    arg: str, recursive: bool, exclude: Path | None, summary: Summary
+) -> list[tuple[Path, Path | None]]:
+    """:func:`find_inputs`, with what it did not find reported."""
+    found = find_inputs(arg, recursive, exclude)
+    if found is None:
+        summary.fail(arg, "no such file or folder")
+        return []
+    if not found:
+        if Path(arg).is_dir():
+            logger.warning(
+                "%s: no image files%s", arg, "" if recursive else " (use -r for sub-folders)"
+            )
+        else:
+            summary.fail(arg, "no image files match this pattern")
+    return found
+
+
+def output_for(
+    path: Path,
+    base: Path | None,
+    *,
+    output: str | None,
+    out_dir: Path | None,
+    kind: str,
+    fmt: str,
+) -> Path | None:
+    """Where the result of the input file ``path`` (found below ``base``) goes; None: stdout."""
+    ext = "jpg" if fmt == "jpg" else fmt
+    if output is not None:
+        return None if output == "-" else Path(output)
+    if out_dir is not None:
+        rel = path.relative_to(base) if base is not None else Path(path.name)
+        return out_dir / rel.with_name(f"{rel.stem}.{ext}")
+    return path.with_name(f"{path.stem}.{kind}.{ext}")
 
 
 def _glob_base(pattern: str) -> Path:
@@ -185,7 +229,7 @@ def _glob_base(pattern: str) -> Path:
     return Path(*parts) if parts else Path()
 
 
-def _format_of(output: str | None, fmt: str | None) -> str:
+def format_of(output: str | None, fmt: str | None) -> str:
     if output is None or output == "-":
         return fmt or "png"
     ext = Path(output).suffix.lower()
@@ -202,13 +246,12 @@ def _format_of(output: str | None, fmt: str | None) -> str:
     return fmt
 
 
-def _plan(args: argparse.Namespace, kind: str, out: _Output, summary: Summary) -> list[_Job]:
+def _plan(args: argparse.Namespace, kind: str, out: Output, summary: Summary) -> list[Job]:
     """Expand the inputs into jobs, deciding every output name up front."""
     inputs: list[str] = args.inputs
     output: str | None = args.output
     out_dir: Path | None = args.out_dir
-    fmt = _format_of(output, out.fmt)
-    ext = "jpg" if fmt == "jpg" else fmt
+    fmt = format_of(output, out.fmt)
     if inputs.count("-") > 1:
         raise UsageError("standard input (-) can be read only once")
     if output is not None:
@@ -225,7 +268,7 @@ def _plan(args: argparse.Namespace, kind: str, out: _Output, summary: Summary) -
         raise UsageError(f"--out-dir {out_dir} exists and is not a folder")
     exclude = out_dir.resolve() if out_dir is not None else None
 
-    jobs: list[_Job] = []
+    jobs: list[Job] = []
     seen_inputs: set[Path] = set()
     for arg in inputs:
         if arg == "-":
@@ -236,21 +279,15 @@ def _plan(args: argparse.Namespace, kind: str, out: _Output, summary: Summary) -
                 raise UsageError(
                     "standard input (-) needs -o OUTPUT (or goes to stdout), not --out-dir"
                 )
-            jobs.append(_Job("-", None, dest, fmt))
+            jobs.append(Job("-", None, dest, fmt))
             continue
         for path, base in _expand(arg, args.recursive, exclude, summary):
             key = path.resolve()
             if key in seen_inputs:
                 continue
             seen_inputs.add(key)
-            if output is not None:
-                dest = None if output == "-" else Path(output)
-            elif out_dir is not None:
-                rel = path.relative_to(base) if base is not None else Path(path.name)
-                dest = out_dir / rel.with_name(f"{rel.stem}.{ext}")
-            else:
-                dest = path.with_name(f"{path.stem}.{kind}.{ext}")
-            jobs.append(_Job(str(path), path, dest, fmt))
+            dest = output_for(path, base, output=output, out_dir=out_dir, kind=kind, fmt=fmt)
+            jobs.append(Job(str(path), path, dest, fmt))
 
     if any(j.dest is None for j in jobs):
         if sys.stdout.isatty():
@@ -259,14 +296,14 @@ def _plan(args: argparse.Namespace, kind: str, out: _Output, summary: Summary) -
             )
         if args.json:
             raise UsageError("--json prints on stdout, which already carries the image; use -o")
-    return _check_outputs(jobs, out, summary)
+    return check_outputs(jobs, out, summary)
 
 
-def _check_outputs(jobs: list[_Job], out: _Output, summary: Summary) -> list[_Job]:
+def check_outputs(jobs: list[Job], out: Output, summary: Summary) -> list[Job]:
     """Never overwrite an input, never let two inputs write the same file, never write where a
     folder is or where nothing can be written, honour existing outputs: all before any work.
     Stale temporary files of a killed run are removed from the output folders on the way."""
-    todo: list[_Job] = []
+    todo: list[Job] = []
     claimed: dict[Path, str] = {}
     folders: dict[Path, str | None] = {}  # output folder -> why it cannot be written (or None)
     all_inputs = {j.path.resolve() for j in jobs if j.path is not None}
@@ -313,9 +350,9 @@ def _check_outputs(jobs: list[_Job], out: _Output, summary: Summary) -> list[_Jo
 # -- the per-file stages ---------------------------------------------------------------------------
 def _compute(
     remover: BackgroundRemover,
-    jobs: Sequence[_Job],
+    jobs: Sequence[Job],
     options: MaskOptions | CutoutOptions,
-    out: _Output,
+    out: Output,
 ) -> Iterator[Any]:
     """Load + compute + encode, through the library's pipelined batch API: yields encoded bytes
     (or the exception) per job, in job order, while decoding, pre/post-processing and encoding
@@ -339,7 +376,7 @@ def _compute(
     return batch(sources, options, return_exceptions=True, then=then)
 
 
-def _deliver(job: _Job, data: bytes, out: _Output) -> None:
+def _deliver(job: Job, data: bytes, out: Output) -> None:
     """Atomic file write, or standard output (which must take every byte)."""
     if job.dest is None:
         write_stdout(data)
@@ -347,12 +384,12 @@ def _deliver(job: _Job, data: bytes, out: _Output) -> None:
         write_atomic(job.dest, data, overwrite=out.overwrite)
 
 
-def _process_many(
+def process_many(
     remover: BackgroundRemover,
-    jobs: Sequence[_Job],
+    jobs: Sequence[Job],
     *,
     options: MaskOptions | CutoutOptions,
-    out: _Output,
+    out: Output,
     summary: Summary,
     progress_bar: Any = None,
 ) -> None:
@@ -385,7 +422,10 @@ def _process_many(
                     summary.outputs.append({"input": job.label, "output": job.output_label})
             except Exception as exc:
                 logger.debug("%s failed", job.label, exc_info=exc)
-                summary.fail(job.label, reason(exc))
+                why = reason(exc)
+                if isinstance(exc, ImageTooLargeError):  # the library's advice is for Python
+                    why += " On the command line: --max-pixels N (0: no limit)."
+                summary.fail(job.label, why)
             else:
                 logger.info(
                     "%s -> %s (%d bytes, encoded and written in %.0f ms)",
@@ -405,7 +445,7 @@ def _process_many(
 def run(args: argparse.Namespace) -> int:
     kind: str = args.command
     summary = Summary(kind)
-    out = _Output(
+    out = Output(
         fmt=args.format,
         quality=args.quality,
         compress_level=args.compress_level,
@@ -421,7 +461,7 @@ def run(args: argparse.Namespace) -> int:
     from ..options import CutoutOptions
 
     options = flags.options_from_args(args, kind)
-    fmt = _format_of(args.output, args.format)
+    fmt = format_of(args.output, args.format)
     opaque = options.opaque if isinstance(options, CutoutOptions) else True  # masks are
     if fmt == "jpg" and not opaque:
         raise UsageError(
@@ -439,9 +479,17 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError('--preview needs matplotlib: pip install "rmbg[plot]"') from None
     backend_options = flags.backend_options_from_args(args)
 
-    jobs = _plan(args, kind, out, summary)
-    with catch_signals():
+    if args.watch:
+        from . import watch
+
+        watch.check_arguments(args)
+    elif args.poll is not None:
+        raise UsageError("--poll goes with --watch")
+    jobs = [] if args.watch else _plan(args, kind, out, summary)
+    with flags.pillow_pixel_limit(args.max_pixels), catch_signals():
         try:
+            if args.watch:
+                watch.watch(args, kind, options, out, summary, backend_options)
             for job in jobs:
                 if job.path is None:
                     job.data = sys.stdin.buffer.read()
@@ -458,33 +506,27 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(
     args: argparse.Namespace,
-    jobs: Sequence[_Job],
+    jobs: Sequence[Job],
     options: MaskOptions | CutoutOptions,
-    out: _Output,
+    out: Output,
     summary: Summary,
     backend_options: dict[str, Any],
 ) -> None:
     """Load the model once, then process every job (with a progress bar on a terminal)."""
-    try:
-        remover = flags.remover_from_args(args, backend_options, batch=len(jobs) > 1)
-    except (RmbgError, OSError) as exc:
-        summary.error = str(exc)
-        if args.json:
-            summary.print_json()
-        raise  # main() reports it and picks the exit code
+    remover = load_remover(args, backend_options, summary, batch=len(jobs) > 1)
     show = len(jobs) > 1 and not args.no_progress and not args.quiet and sys.stderr.isatty()
     with progress(len(jobs), show) as bar:
-        _process_many(remover, jobs, options=options, out=out, summary=summary, progress_bar=bar)
+        process_many(remover, jobs, options=options, out=out, summary=summary, progress_bar=bar)
     if getattr(args, "preview", None) is not None:
         _save_preview(remover, jobs, options, args.preview, out, summary)
 
 
 def _save_preview(
     remover: BackgroundRemover,
-    jobs: Sequence[_Job],
+    jobs: Sequence[Job],
     options: MaskOptions | CutoutOptions,
     dest: Path,
-    out: _Output,
+    out: Output,
     summary: Summary,
 ) -> None:
     """``--preview FILE``: the figure of the first input that was cut out (one more network run
@@ -506,3 +548,20 @@ def _save_preview(
         summary.fail(str(dest), reason(exc))
     else:
         logger.info("%s: the figure of %s", dest, job.label)
+
+
+def load_remover(
+    args: argparse.Namespace,
+    backend_options: dict[str, Any],
+    summary: Summary,
+    *,
+    batch: bool,
+) -> BackgroundRemover:
+    """The run's remover, loaded once; a failure is the run's error (in ``--json`` too)."""
+    try:
+        return flags.remover_from_args(args, backend_options, batch=batch)
+    except (RmbgError, OSError) as exc:
+        summary.error = str(exc)
+        if args.json:
+            summary.print_json()
+        raise  # main() reports it and picks the exit code
