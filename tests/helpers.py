@@ -10,6 +10,10 @@ from PIL import Image
 
 PHOTO_DIR = Path(__file__).resolve().parents[1] / "src" / "rmbg" / "data" / "photos"
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
+#: The held-out photos (``data/photos/heldout``, two of them grey), by ``load_photo`` name.
+HELDOUT_PHOTOS = ("heldout/camera", "heldout/clock", "heldout/horse", "heldout/retina")
+#: Every bundled photo.
+ALL_PHOTOS = PHOTOS + HELDOUT_PHOTOS
 
 
 @cache
