@@ -1,5 +1,6 @@
 """Developer sessions: ``nox -s tests`` (the README's test command, also what CI runs), ``lint``,
-``typecheck``, ``build``, ``bench`` (the benchmark suite, see ``docs/performance.md``).
+``typecheck``, ``build``, ``bench`` (the benchmark suite, see ``docs/performance.md``), ``notorch``
+(an install without PyTorch, also run in CI).
 
 CPU PyTorch is installed first (``torch==2.13.0`` resolves to a local CPU wheel on the project's
 machines; any other torch requirement would pull several GB of CUDA wheels).
@@ -7,7 +8,9 @@ machines; any other torch requirement would pull several GB of CUDA wheels).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -49,6 +52,37 @@ def tests(session: nox.Session) -> None:
         "python", "-m", "pytest", *(session.posargs or ["-q"]),
         env={"RMBG_TEST_CHECKPOINT": checkpoint},
     )
+
+
+def _site_packages_mib(session: nox.Session) -> float:
+    """Installed size of the session's site-packages in MiB (the blocks ``du -sh`` counts)."""
+    path = session.run(
+        "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])", silent=True
+    )
+    total = 0
+    for root, _dirs, files in os.walk(str(path).strip()):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_blocks * 512
+    return total / 2**20
+
+
+@nox.session(reuse_venv=False)
+def notorch(session: nox.Session) -> None:
+    """``pip install rmbg[int8]`` in a fresh environment without PyTorch: a cutout on the stand-in
+    through the library and the CLI, and INT8, with an empty cache; fails if torch is installed or
+    imported. ``nox -s notorch -- --no-int8`` skips the INT8 quantization (about 4 minutes on 2
+    cores)."""
+    session.install(".[int8]")  # a regular (non-editable) install, as a user gets it
+    session.run("python", "-m", "pip", "check")
+    checkpoint = standin_checkpoint(session)
+    work = Path(session.create_tmp()) / "notorch"
+    shutil.rmtree(work, ignore_errors=True)  # an empty cache every run
+    work.mkdir(parents=True)
+    session.run(
+        "python", str(ROOT / "tests" / "notorch_smoke.py"), checkpoint, str(work), *session.posargs
+    )
+    session.log(f"site-packages without torch: {_site_packages_mib(session):.0f} MiB")
 
 
 @nox.session
