@@ -2,7 +2,8 @@
 ``typecheck``, ``build``, ``bench`` (the benchmark suite, see ``docs/performance.md``),
 ``bench_video`` (``benchmarks/video.py``, see ``docs/video.md``),
 ``bench_serve`` (the HTTP service against the library, see ``docs/serve.md``), ``docs`` (the
-documentation site) and ``examples`` (runs every script in ``examples/``).
+documentation site) and ``examples`` (runs every script in ``examples/``), ``notorch`` (an install without
+PyTorch, also run in CI).
 
 CPU PyTorch is installed first (``torch==2.13.0`` resolves to a local CPU wheel on the project's
 machines; any other torch requirement would pull several GB of CUDA wheels).
@@ -10,6 +11,7 @@ machines; any other torch requirement would pull several GB of CUDA wheels).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tarfile
@@ -127,6 +129,38 @@ def tests(session: nox.Session) -> None:
         *(session.posargs or ["-q"]),
         env={"RMBG_TEST_CHECKPOINT": checkpoint},
     )
+
+
+def _site_packages_mib(session: nox.Session) -> float:
+    """Installed size of the session's site-packages in MiB (the blocks ``du -sh`` counts)."""
+    path = session.run(
+        "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])", silent=True
+    )
+    total = 0
+    for root, _dirs, files in os.walk(str(path).strip()):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_blocks * 512
+    return total / 2**20
+
+
+@nox.session(reuse_venv=False)
+def notorch(session: nox.Session) -> None:
+    """``pip install rmbg[int8]`` in a fresh environment without PyTorch: a cutout on the stand-in
+    through the library and the CLI, and INT8, with an empty cache; fails if torch is installed or
+    imported. ``nox -s notorch -- --no-int8`` skips the INT8 quantization (about 4 minutes on 2
+    cores)."""
+    route = checkpoint_route(session)
+    session.install(".[int8]")  # a regular (non-editable) install, as a user gets it
+    session.run("python", "-m", "pip", "check")
+    checkpoint = standin_checkpoint(session, route)
+    work = Path(session.create_tmp()) / "notorch"
+    shutil.rmtree(work, ignore_errors=True)  # an empty cache every run
+    work.mkdir(parents=True)
+    session.run(
+        "python", str(ROOT / "tests" / "notorch_smoke.py"), checkpoint, str(work), *session.posargs
+    )
+    session.log(f"site-packages without torch: {_site_packages_mib(session):.0f} MiB")
 
 
 @nox.session

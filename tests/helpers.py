@@ -11,6 +11,10 @@ from rmbg.metrics import mask_figures
 from rmbg.photos import BUNDLED, PHOTO_DIR
 
 PHOTOS = BUNDLED
+#: The held-out photos (``data/photos/heldout``, two of them grey), by ``load_photo`` name.
+HELDOUT_PHOTOS = ("heldout/camera", "heldout/clock", "heldout/horse", "heldout/retina")
+#: Every bundled photo.
+ALL_PHOTOS = PHOTOS + HELDOUT_PHOTOS
 
 
 @cache

@@ -681,3 +681,19 @@ def test_real_weights_cutout_verify_export(standin_dir, tmp_path, env):
     compiled = ov.Core().compile_model(str(xml), "CPU")
     assert len(compiled.outputs) == 1 and list(compiled.input(0).shape) == [1, 3, 1024, 1024]
     assert not stray_files(tmp_path / "ir")
+
+
+def test_verify_without_torch_names_the_extra(tmp_path, env):
+    """`verify` needs the PyTorch reference: without torch it says which extra to install."""
+    blocked = tmp_path / "blocked" / "torch"
+    blocked.mkdir(parents=True)
+    (blocked / "__init__.py").write_text(
+        "raise ModuleNotFoundError('no torch here', name='torch')\n"
+    )
+    env = {**env, "PYTHONPATH": os.pathsep.join([str(blocked.parent), env["PYTHONPATH"]])}
+    checkpoint = tmp_path / "checkpoint"
+    checkpoint.mkdir()
+    (checkpoint / "model.safetensors").write_bytes(b"never read: torch is missing first")
+    proc = run("verify", "--model", str(checkpoint), env=env, cwd=tmp_path)
+    assert proc.returncode == 1, err(proc)
+    assert "'torch' backend" in err(proc) and 'pip install "rmbg[torch]"' in err(proc)

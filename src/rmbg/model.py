@@ -1,7 +1,8 @@
 """The BriaRMBG network (IS-Net / DIS family) with RMBG-1.4's exact module and state-dict names.
 
-Importing this module imports torch; the rest of rmbg imports it lazily. The structure follows
-BRIA's ``briarmbg.py``: ``conv_in`` (stride 2; ``pool_in`` exists but is unused, as in the
+Importing this module imports torch; the rest of rmbg imports it lazily. The stage table (block
+heights, channels) is :mod:`rmbg.topology`'s, shared with the torch-free OpenVINO graph builder
+:mod:`rmbg.backends.ov_graph`. The structure follows BRIA's ``briarmbg.py``: ``conv_in`` (stride 2; ``pool_in`` exists but is unused, as in the
 checkpoint), six encoder stages of residual U-blocks (RSU7..RSU4, RSU4F), five decoder stages and
 six side heads, each upsampled bilinearly to the input size and passed through a sigmoid.
 ``forward`` returns ``([sigmoid(d1), ..., sigmoid(d6)], [hx1d, hx2d, hx3d, hx4d, hx5d, hx6])``.
@@ -22,7 +23,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import CheckpointMismatchError
+from .topology import (
+    COUNTER,
+    DECODER,
+    ENCODER,
+    PARAMETERS,
+    SIDES,
+    STATE_DICT_KEYS,
+    STEM,
+    Stage,
+    check_state_dict,
+)
 
 __all__ = [
     "PARAMETERS",
@@ -41,12 +52,7 @@ __all__ = [
     "random_model",
 ]
 
-#: Number of parameters of RMBG-1.4 (buffers not included).
-PARAMETERS = 44_046_790
-#: State-dict entries of the official file: 686 tensors + 112 ``num_batches_tracked`` counters.
-STATE_DICT_KEYS = 798
-_COUNTER = "num_batches_tracked"
-_SHOWN = 10
+_COUNTER = COUNTER
 
 
 def _upsample_like(src: torch.Tensor, tar: torch.Tensor) -> torch.Tensor:
@@ -169,6 +175,13 @@ class RSU4F(nn.Module):
         return out
 
 
+def _block(stage: Stage) -> nn.Module:
+    """The torch block of a stage of :mod:`rmbg.topology` (``RSU7``..``RSU4`` or ``RSU4F``)."""
+    cls = {0: RSU4F, 4: RSU4, 5: RSU5, 6: RSU6, 7: RSU7}[stage.height]
+    block: nn.Module = cls(stage.in_ch, stage.mid_ch, stage.out_ch)
+    return block
+
+
 class BriaRMBG(nn.Module):
     """BRIA RMBG-1.4 (44,046,790 parameters).
 
@@ -179,30 +192,16 @@ class BriaRMBG(nn.Module):
 
     def __init__(self, in_ch: int = 3, out_ch: int = 1) -> None:
         super().__init__()
-        self.conv_in = nn.Conv2d(in_ch, 64, 3, stride=2, padding=1)
+        self.conv_in = nn.Conv2d(in_ch, STEM.out_ch, 3, stride=2, padding=1)
         self.pool_in = _pool()  # in BRIA's module (no parameters), never used in forward
-        self.stage1 = RSU7(64, 32, 64)
-        self.pool12 = _pool()
-        self.stage2 = RSU6(64, 32, 128)
-        self.pool23 = _pool()
-        self.stage3 = RSU5(128, 64, 256)
-        self.pool34 = _pool()
-        self.stage4 = RSU4(256, 128, 512)
-        self.pool45 = _pool()
-        self.stage5 = RSU4F(512, 256, 512)
-        self.pool56 = _pool()
-        self.stage6 = RSU4F(512, 256, 512)
-        self.stage5d = RSU4F(1024, 256, 512)
-        self.stage4d = RSU4(1024, 128, 256)
-        self.stage3d = RSU5(512, 64, 128)
-        self.stage2d = RSU6(256, 32, 64)
-        self.stage1d = RSU7(128, 16, 64)
-        self.side1 = nn.Conv2d(64, out_ch, 3, padding=1)
-        self.side2 = nn.Conv2d(64, out_ch, 3, padding=1)
-        self.side3 = nn.Conv2d(128, out_ch, 3, padding=1)
-        self.side4 = nn.Conv2d(256, out_ch, 3, padding=1)
-        self.side5 = nn.Conv2d(512, out_ch, 3, padding=1)
-        self.side6 = nn.Conv2d(512, out_ch, 3, padding=1)
+        for i, stage in enumerate(ENCODER, start=1):
+            setattr(self, stage.name, _block(stage))
+            if i < len(ENCODER):
+                setattr(self, f"pool{i}{i + 1}", _pool())
+        for stage in DECODER:
+            setattr(self, stage.name, _block(stage))
+        for side in SIDES:
+            setattr(self, side.name, nn.Conv2d(side.in_ch, out_ch, 3, padding=1))
 
     def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Run the network.
@@ -214,23 +213,20 @@ class BriaRMBG(nn.Module):
             ``([sigmoid(d1), ..., sigmoid(d6)], [hx1d, hx2d, hx3d, hx4d, hx5d, hx6])``, every
             ``d`` of shape ``(N, out_ch, H, W)``; the mask is the first, ``result[0][0]``.
         """
-        hxin = self.conv_in(x)
-        hx1 = self.stage1(hxin)  # stage1 runs on the stride-2 output; pool_in is skipped
-        hx2 = self.stage2(self.pool12(hx1))
-        hx3 = self.stage3(self.pool23(hx2))
-        hx4 = self.stage4(self.pool34(hx3))
-        hx5 = self.stage5(self.pool45(hx4))
-        hx6 = self.stage6(self.pool56(hx5))
-        hx5d = self.stage5d(torch.cat((_upsample_like(hx6, hx5), hx5), 1))
-        hx4d = self.stage4d(torch.cat((_upsample_like(hx5d, hx4), hx4), 1))
-        hx3d = self.stage3d(torch.cat((_upsample_like(hx4d, hx3), hx3), 1))
-        hx2d = self.stage2d(torch.cat((_upsample_like(hx3d, hx2), hx2), 1))
-        hx1d = self.stage1d(torch.cat((_upsample_like(hx2d, hx1), hx1), 1))
-        features = [hx1d, hx2d, hx3d, hx4d, hx5d, hx6]
-        sides = (self.side1, self.side2, self.side3, self.side4, self.side5, self.side6)
+        hx = self.conv_in(x)  # stage1 runs on the stride-2 output; pool_in is skipped
+        skips: list[torch.Tensor] = []  # hx1 .. hx6
+        for i, stage in enumerate(ENCODER, start=1):
+            if i > 1:
+                hx = getattr(self, f"pool{i - 1}{i}")(hx)
+            hx = getattr(self, stage.name)(hx)
+            skips.append(hx)
+        features = [hx]  # hx6, then hx5d .. hx1d in front of it
+        for stage, skip in zip(DECODER, reversed(skips[:-1]), strict=True):
+            hx = getattr(self, stage.name)(torch.cat((_upsample_like(hx, skip), skip), 1))
+            features.insert(0, hx)
         masks = [
-            torch.sigmoid(_upsample_like(side(f), x))
-            for side, f in zip(sides, features, strict=True)
+            torch.sigmoid(_upsample_like(getattr(self, side.name)(f), x))
+            for side, f in zip(SIDES, features, strict=True)
         ]
         return masks, features
 
@@ -265,29 +261,6 @@ class MaskOutput(nn.Module):
         return first
 
 
-def _listing(label: str, items: list[str]) -> str:
-    shown = ", ".join(items[:_SHOWN])
-    more = f", ... and {len(items) - _SHOWN} more" if len(items) > _SHOWN else ""
-    return f"{len(items)} {label} ({shown}{more})"
-
-
-def _prefix_hint(missing: list[str], unexpected: list[str]) -> str:
-    """Explain the common case of keys saved from a wrapper (``module.``, ``model.``...)."""
-    if not (missing and unexpected):
-        return ""
-    prefixes = {k.split(".", 1)[0] + "." for k in unexpected if "." in k}
-    if len(prefixes) != 1:
-        return ""
-    prefix = prefixes.pop()
-    stripped = {k[len(prefix) :] for k in unexpected if k.startswith(prefix)}
-    if not set(missing) <= stripped:
-        return ""
-    return (
-        f" Every unexpected key starts with {prefix!r}: the weights were saved from a wrapper "
-        "module; strip that prefix from the keys (or save the inner BriaRMBG's state_dict)."
-    )
-
-
 def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, Any]) -> None:
     """Load ``state_dict`` into ``model`` exactly, or explain what does not match.
 
@@ -306,31 +279,12 @@ def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, Any]) -> N
     expected = model.state_dict()
     given = dict(state_dict)
     counters = {k for k in expected if k.rsplit(".", 1)[-1] == _COUNTER}
-    missing = sorted(set(expected) - set(given) - counters)
-    unexpected = sorted(set(given) - set(expected))
-    shapes = sorted(
-        f"{k} {tuple(np.shape(given[k]))} in the checkpoint, {tuple(expected[k].shape)} in the network"
-        for k in set(given) & set(expected)
-        if tuple(np.shape(given[k])) != tuple(expected[k].shape)
+    check_state_dict(
+        given,
+        {k: tuple(v.shape) for k, v in expected.items()},
+        optional=counters,
+        network=type(model).__name__,
     )
-    if missing or unexpected or shapes:
-        parts = [
-            _listing(label, items)
-            for label, items in (
-                ("missing keys", missing),
-                ("unexpected keys", unexpected),
-                ("shape mismatches", shapes),
-            )
-            if items
-        ]
-        raise CheckpointMismatchError(
-            f"The checkpoint does not fit the {type(model).__name__} (RMBG-1.4) network: "
-            + "; ".join(parts)
-            + "."
-            + _prefix_hint(missing, unexpected)
-            + " Use the model.safetensors of briaai/RMBG-1.4 or a fine-tune of the same "
-            "architecture (its keys have no prefix, e.g. 'conv_in.weight', 'side1.bias')."
-        )
     tensors: dict[str, torch.Tensor] = {}
     with warnings.catch_warnings():
         # safetensors may hand out read-only arrays; load_state_dict copies them, never writes

@@ -46,7 +46,11 @@ _registry: dict[str, _Registration] = {
     "openvino": _Registration(
         "rmbg.backends.openvino:OpenVINOBackend", 'pip install "rmbg[openvino]"'
     ),
-    "torch": _Registration("rmbg.backends.torch:TorchBackend", 'pip install "rmbg[torch]"'),
+    "torch": _Registration(
+        "rmbg.backends.torch:TorchBackend",
+        'pip install "rmbg[torch]" (the PyTorch reference; for CPU-only wheels install torch '
+        "first: pip install torch --index-url https://download.pytorch.org/whl/cpu)",
+    ),
     "fake": _Registration("rmbg.testing:FakeBackend"),
 }
 _entry_points_loaded = False

@@ -1,10 +1,11 @@
 """The OpenVINO backend: convert once into a keyed IR cache, compile once per device.
 
-Flow: a checkpoint or torch module is converted with ``ov.convert_model`` (static ``1x3xHxW``,
-pruned to the one output the mask needs) into an IR saved in the rmbg cache under a key of the
-weights digest, the model spec, the input shape, the IR precision and the rmbg/OpenVINO versions
-(see :mod:`rmbg.cache`). An ``.onnx`` export is converted the same way without torch; an IR is read
-as it is. Each device is compiled once with a performance hint and, for ``precision``, the
+Flow: a checkpoint is written as an OpenVINO graph from its weights, without torch
+(:mod:`rmbg.backends.ov_graph`); a torch module handed in is converted with ``ov.convert_model``.
+Either way the model is static ``1x3xHxW``, pruned to the one output the mask needs, and saved as
+an IR in the rmbg cache under a key of the weights digest, the model spec, the input shape, the IR
+precision and the rmbg/OpenVINO versions (see :mod:`rmbg.cache`). An ``.onnx`` export is
+converted with ``ov.convert_model`` (no torch either); an IR is read as it is. Each device is compiled once with a performance hint and, for ``precision``, the
 ``INFERENCE_PRECISION_HINT``; OpenVINO's own compiled-blob cache (``CACHE_DIR``) makes the second
 process's compile fast too.
 
@@ -30,7 +31,6 @@ from numpy.typing import NDArray
 from .. import cache
 from .._version import __version__
 from ..errors import (
-    BackendUnavailableError,
     DeviceNotFoundError,
     ModelError,
     UnsupportedOptionError,
@@ -204,7 +204,8 @@ class OpenVINOBackend(Backend):
             "ir_precision": self._ir_precision(),
             "rmbg": __version__,
             "openvino": ov.get_version(),
-            "format": 1,
+            # 2: checkpoints are built by ov_graph (folded BatchNorm), no longer traced from torch
+            "format": 2,
         }
 
     def model_path(self) -> Path | None:
@@ -287,17 +288,17 @@ class OpenVINOBackend(Backend):
             model = _prune(model, self.source)
             model.reshape({model.input(0): ov.PartialShape(shape)})
             return model
-        try:
-            import torch
-        except ImportError as exc:
-            raise BackendUnavailableError(
-                "Converting a PyTorch checkpoint to OpenVINO needs torch, which is not installed. "
-                'Install it with: pip install "rmbg[torch]" (CPU wheels: pip install torch first), '
-                "or pass an .onnx export or an OpenVINO .xml IR as the model."
-            ) from exc
-        from .torch import load_module
+        if self.source.kind == "checkpoint":  # no torch: the graph is written from the weights
+            from ..weights import read_state_dict
+            from .ov_graph import build_model
 
-        net = load_module(self.source)
+            assert self.source.weights_path is not None
+            return build_model(read_state_dict(self.source.weights_path), spec.input_size)
+        import torch  # a torch module was handed in, so torch is there
+
+        from ..model import MaskOutput
+
+        net = MaskOutput(self.source.module).eval()
         example = torch.zeros(*shape)
         with torch.no_grad(), warnings.catch_warnings():
             # OpenVINO's PyTorch frontend traces with TorchScript, which torch now deprecates
