@@ -156,7 +156,7 @@ PUBLIC = {
     "BackgroundRemover", "RMBG_1_4", "ModelSpec", "__version__",
     "Backend", "Engine", "EngineInfo", "ModelSource",
     "available_backends", "get_backend", "register_backend",
-    "remove", "remove_mask", "default_remover", "set_default_remover",
+    "remove", "remove_mask", "default_remover", "set_default_remover", "CutoutAndMask",
 }  # fmt: skip
 
 
