@@ -5,9 +5,9 @@ Flow: a checkpoint is written as an OpenVINO graph from its weights, without tor
 Either way the model is static ``1x3xHxW``, pruned to the one output the mask needs, and saved as
 an IR in the rmbg cache under a key of the weights digest, the model spec, the input shape, the IR
 precision and the rmbg/OpenVINO versions (see :mod:`rmbg.cache`). An ``.onnx`` export is
-converted with ``ov.convert_model`` (no torch either); an IR is read as it is. Each device is compiled once with a performance hint and, for ``precision``, the
-``INFERENCE_PRECISION_HINT``; OpenVINO's own compiled-blob cache (``CACHE_DIR``) makes the second
-process's compile fast too.
+converted with ``ov.convert_model`` (no torch either); an IR is read as it is. Each device is
+compiled once with a performance hint and, for ``precision``, the ``INFERENCE_PRECISION_HINT``;
+OpenVINO's own compiled-blob cache (``CACHE_DIR``) makes the second process's compile fast too.
 
 ``precision="int8"`` is not this backend's business: :mod:`rmbg.quantize` builds an INT8 IR from
 this backend's f32 one (:meth:`OpenVINOBackend.read_model`) and hands it back as an IR to run.
