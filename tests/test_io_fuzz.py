@@ -65,7 +65,9 @@ def _seeds() -> dict[str, bytes]:
     save("dds", Image.fromarray(rgba), "DDS")
     save("blp", photo.convert("P"), "BLP")
     save("spider", Image.fromarray(rgb[..., 0].astype(np.float32) / 255), "SPIDER")
-    save("ico", photo, "ICO")
+    save(
+        "ico", photo.resize((16, 16)), "ICO", sizes=[(16, 16)]
+    )  # Pillow 12 writes no smaller icons
     save("tga", photo, "TGA")
     save("pcx", photo, "PCX")
     save("ppm", photo, "PPM")

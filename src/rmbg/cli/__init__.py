@@ -36,7 +36,6 @@ from typing import NamedTuple
 from .._version import __version__
 from ..errors import DeviceNotFoundError, RmbgError, UnknownBackendError, UnsupportedOptionError
 from .flags import add_log_arguments
-from .on_ray import normalize_argv
 from .runtime import (
     EXIT_FAILED,
     EXIT_OK,
@@ -165,7 +164,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The exit code: 0 ok, 1 failures, 2 usage error, 130/143 interrupted.
     """
-    args_list = normalize_argv(sys.argv[1:] if argv is None else argv)  # `--ray [ADDRESS]`
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if "--ray" in args_list:  # `--ray [ADDRESS]`: the on_ray module only when it is used
+        from .on_ray import normalize_argv
+
+        args_list = normalize_argv(args_list)
     name = _command_in(args_list)
     parser = build_parser([name] if name else [])
     try:
