@@ -240,10 +240,6 @@ SCENARIOS: tuple[Scenario, ...] = (
         "A cache folder that cannot be written (here a file is in the way)",
         'BackgroundRemover("model.onnx", cache_dir="cache").warmup()',
         setup='Path("model.onnx").write_bytes(b"stand-in")\nPath("cache").write_text("a file")',
-        known_gap=(
-            "rmbg currently lets this OSError through instead of raising CacheError (the lock "
-            "file's folder is created outside the guarded block); the message still names the path."
-        ),
     ),
     # -- the command line -------------------------------------------------------------------------
     Scenario("cli", "An input that does not exist", cli=("cutout", "holiday.jpg"), exit_code=1),
