@@ -207,44 +207,38 @@ def build(session: nox.Session) -> None:
     session.log(f"{wheel.name}: {len(in_wheel)} files; {sdist.name}: {len(in_sdist)} files")
 
 
+def _benchmark(session: nox.Session, script: str, extras: str) -> None:
+    """Run ``benchmarks/<script>`` on the test checkpoint with ``rmbg[<extras>]`` installed;
+    arguments after ``--`` go to the script."""
+    route = checkpoint_route(session)
+    session.install(TORCH)
+    session.install("-e", f".[{extras}]")
+    checkpoint = standin_checkpoint(session, route)
+    session.run(
+        "python", f"benchmarks/{script}", *session.posargs, env={"RMBG_TEST_CHECKPOINT": checkpoint}
+    )
+
+
 @nox.session
 def bench(session: nox.Session) -> None:
     """The benchmark suite on the stand-in checkpoint: prints ratios, writes
     ``benchmarks/results/*.json`` and ``docs/performance.png``. Arguments after ``--`` go to
     ``benchmarks/bench.py`` (e.g. ``nox -s bench -- --quick``)."""
-    route = checkpoint_route(session)
-    session.install(TORCH)
-    session.install("-e", ".[bench]")
-    checkpoint = standin_checkpoint(session, route)
-    session.run(
-        "python", "benchmarks/bench.py", *session.posargs, env={"RMBG_TEST_CHECKPOINT": checkpoint}
-    )
+    _benchmark(session, "bench.py", "bench")
 
 
 @nox.session
 def bench_video(session: nox.Session) -> None:
     """The video benchmark (``benchmarks/video.py``): 1080p frames/s against the network alone,
     flicker and lag per smoothing strength. Arguments after ``--`` go to the script."""
-    route = checkpoint_route(session)
-    session.install(TORCH)
-    session.install("-e", ".[bench]")
-    checkpoint = standin_checkpoint(session, route)
-    session.run(
-        "python", "benchmarks/video.py", *session.posargs, env={"RMBG_TEST_CHECKPOINT": checkpoint}
-    )
+    _benchmark(session, "video.py", "bench")
 
 
 @nox.session
 def bench_serve(session: nox.Session) -> None:
     """``rmbg serve`` against the library, side by side on 127.0.0.1 (``benchmarks/serve.py``;
     arguments after ``--`` go to it, e.g. ``nox -s bench_serve -- --quick``)."""
-    route = checkpoint_route(session)
-    session.install(TORCH)
-    session.install("-e", ".[bench,test]")
-    checkpoint = standin_checkpoint(session, route)
-    session.run(
-        "python", "benchmarks/serve.py", *session.posargs, env={"RMBG_TEST_CHECKPOINT": checkpoint}
-    )
+    _benchmark(session, "serve.py", "bench,test")
 
 
 @nox.session
