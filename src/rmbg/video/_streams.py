@@ -297,7 +297,12 @@ class Writer:
             stream.codec_context.framerate = reader.rate
         if self.rotation:
             stream.set_display_rotation(self.rotation)
-        stream.thread_type = "AUTO"
+        # prores_ks with slice threads writes a different picture run to run when the width is
+        # not a multiple of its 16-pixel macroblock (FFmpeg 8.1 in PyAV 18.1: 4-10% of frames,
+        # alpha included, e.g. every 1080-wide portrait clip): such frames are encoded on one
+        # thread, so the lossless alpha stays lossless
+        racy = encoding.codec == "prores_ks" and width % 16
+        stream.thread_type = "NONE" if racy else "AUTO"
         self.stream = stream
         if audio:
             self._add_audio(reader)
