@@ -7,20 +7,20 @@ precision each backend offers on this machine. Each test also asserts which prec
 Measured on the project's 2-core AMD EPYC (AVX-512, BF16, no FP16) CI machine, masks against
 torch f32 in grey levels, worst photo:
 
-| comparison                                        | measured (worst photo)        | bound asserted                        |
+| comparison (worst of the 8 bundled and held-out photos) | measured                   | bound asserted                       |
 |---------------------------------------------------|-------------------------------|---------------------------------------|
 | OV f32 vs torch f32, random weights, raw          |                               | atol 1e-4                             |
-| OV f32                                            | max 1, mean 0.000, IoU 1.0000 | max <= 1                              |
-| OV auto (= bf16 on this CPU), OV bf16             | max 9, mean 0.230, IoU 0.9944 | max <= 16, mean <= 0.5, IoU >= 0.985  |
+| OV f32 (the torch-free checkpoint route)          | max 1, mean 0.000, IoU 1.0000 | max <= 1, mean <= 0.05, IoU >= 0.999  |
+| OV auto (= bf16 on this CPU), OV bf16             | max 7, mean 0.155, IoU 0.9958 | max <= 16, mean <= 0.5, IoU >= 0.985  |
 | OV f16                                            | refused here (no FP16)        | the bf16 bound where a device has it  |
 | IR compressed to fp16 (ov.save_model default), f32| max 1, mean 0.000, IoU 1.0000 | max <= 2, mean <= 0.01, IoU >= 0.9999 |
 | the same fp16 IR, auto (bf16)                     | max 6, mean 0.151, IoU 0.9952 | max <= 16, mean <= 0.5, IoU >= 0.985  |
-| torch bf16 (CPU autocast)                         | max 9, mean 0.445, IoU 0.9944 | max <= 16, mean <= 1.0, IoU >= 0.985  |
+| torch bf16 (CPU autocast)                         | max 9, mean 0.648, IoU 0.9944 | max <= 16, mean <= 1.3, IoU >= 0.985  |
 | torch f16 (CPU autocast, rocket at 256x256)       | max 1, mean 0.027, IoU 0.9983 | max <= 2, mean <= 0.06, IoU >= 0.996  |
-| OV on the fp16 ONNX export (f32 hint)             | max 1, mean 0.000, IoU 1.0000 | max <= 2, mean <= 0.1, IoU >= 0.999   |
+| OV on the fp16 ONNX export (f32 hint), 4 photos   | max 1, mean 0.000, IoU 1.0000 | max <= 2, mean <= 0.1, IoU >= 0.999   |
 | reference pipeline + onnxruntime on the export    | max 1, mean 0.003, IoU 0.9999 | max <= 2, mean <= 0.05, IoU >= 0.999  |
 
-See docs/accuracy.md for every photo.
+See docs/accuracy.md.
 """
 
 from __future__ import annotations
@@ -89,22 +89,19 @@ def ov_cache(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def torch_masks(standin_source):
-    engine = TorchBackend(standin_source, precision="f32").load("cpu")
-    return {
-        name: postprocess(engine(preprocess(load_photo(name))), load_photo(name).shape[:2])
-        for name in ALL_PHOTOS
-    }
+    return _masks(TorchBackend(standin_source, precision="f32").load("cpu"))
 
 
-def _masks(engine, names=PHOTOS, spec=RMBG_1_4):
+def _masks(engine, names=ALL_PHOTOS, spec=RMBG_1_4):
     return {
         name: postprocess(engine(preprocess(load_photo(name), spec)), load_photo(name).shape[:2])
         for name in names
     }
 
 
-def _ov_masks(source, precision, cache_dir):
-    return _masks(OpenVINOBackend(source, precision=precision, cache_dir=cache_dir).load("CPU"))
+def _ov_masks(source, precision, cache_dir, photos=ALL_PHOTOS):
+    engine = OpenVINOBackend(source, precision=precision, cache_dir=cache_dir).load("CPU")
+    return _masks(engine, photos)
 
 
 @pytest.mark.slow
@@ -112,15 +109,14 @@ def _ov_masks(source, precision, cache_dir):
 def test_standin_f32_masks_within_one_grey_level(standin_source, torch_masks, ov_cache):
     """The checkpoint route (the torch-free graph of ov_graph) on every bundled photo."""
     assert standin_source.kind == "checkpoint"
-    engine = OpenVINOBackend(standin_source, precision="f32", cache_dir=ov_cache).load("CPU")
-    masks = _masks(engine, ALL_PHOTOS)
+    masks = _ov_masks(standin_source, "f32", ov_cache)
     for name in ALL_PHOTOS:
         stats = mask_stats(masks[name], torch_masks[name])
         print(name, stats)
         assert stats["max"] <= 1 and stats["mean"] <= 0.05 and stats["iou"] >= 0.999, (name, stats)
 
 
-#: Bounds on the stand-in (masks against torch f32 on the four photos): (max grey levels, mean,
+#: Bounds on the stand-in (masks against torch f32 on the eight photos): (max grey levels, mean,
 #: min IoU). Measured figures are in the module docstring and docs/accuracy.md; the bounds leave
 #: about twice the worst photo's difference.
 BF16 = (16, 0.5, 0.985)
@@ -130,11 +126,11 @@ F16 = BF16
 FP16_WEIGHTS = (2, 0.01, 0.9999)  # an IR compressed to fp16, computed in f32
 #: torch's CPU autocast: its mean difference is higher than OpenVINO's (small differences spread
 #: over the whole mask)
-TORCH_BF16 = (16, 1.0, 0.985)
+TORCH_BF16 = (16, 1.3, 0.985)
 TORCH_F16 = (2, 0.06, 0.996)  # at a 256x256 network input (see the test)
 
 
-def _assert_within(masks, torch_masks, bound, label, names=PHOTOS):
+def _assert_within(masks, torch_masks, bound, label, names=ALL_PHOTOS):
     max_bound, mean_bound, iou_bound = bound
     worst = {"max": 0.0, "mean": 0.0, "iou": 1.0}
     for name in names:
@@ -249,7 +245,7 @@ def test_standin_onnx_route_bound(standin_dir, torch_masks, tmp_path_factory):
 
     source = resolve_model(standin_dir / "onnx" / "model_fp16.onnx")
     assert source.kind == "onnx"
-    masks = _ov_masks(source, "f32", tmp_path_factory.mktemp("ov"))
+    masks = _ov_masks(source, "f32", tmp_path_factory.mktemp("ov"), PHOTOS)
     for name in PHOTOS:
         stats = mask_stats(masks[name], torch_masks[name])
         assert stats["max"] <= 2 and stats["mean"] <= 0.1 and stats["iou"] >= 0.999, (name, stats)
