@@ -85,31 +85,32 @@ class Conv:
 
 #: ``conv_in``: Conv2d(3, 64, 3, stride=2, padding=1), no batch norm, no ReLU.
 STEM = Conv("conv_in", 3, 64, 1)
+#: The U, one row a level, top first: the block height (0: RSU4F) and the encoder stage's
+#: channels in/mid/out, then the mid/out of the level's decoder stage (``stageNd``), which has the
+#: encoder's height and takes cat(upsampled deeper output, this level's skip): 2 * out channels.
+#: The deepest level (``stage6``) has no decoder stage.
+_LEVELS: tuple[tuple[int, int, int, int, int | None, int | None], ...] = (
+    (7, 64, 32, 64, 16, 64),
+    (6, 64, 32, 128, 32, 64),
+    (5, 128, 64, 256, 64, 128),
+    (4, 256, 128, 512, 128, 256),
+    (0, 512, 256, 512, 256, 512),
+    (0, 512, 256, 512, None, None),
+)
 #: Encoder stages; a MaxPool2d(2, 2, ceil_mode=True) (``pool12``..``pool56``) sits between two.
-ENCODER = (
-    Stage("stage1", 7, 64, 32, 64),
-    Stage("stage2", 6, 64, 32, 128),
-    Stage("stage3", 5, 128, 64, 256),
-    Stage("stage4", 4, 256, 128, 512),
-    Stage("stage5", 0, 512, 256, 512),
-    Stage("stage6", 0, 512, 256, 512),
+ENCODER = tuple(
+    Stage(f"stage{n}", height, i, m, o) for n, (height, i, m, o, _, _) in enumerate(_LEVELS, 1)
 )
 #: Decoder stages, deepest first; each takes cat(upsampled deeper output, encoder skip).
-DECODER = (
-    Stage("stage5d", 0, 1024, 256, 512),
-    Stage("stage4d", 4, 1024, 128, 256),
-    Stage("stage3d", 5, 512, 64, 128),
-    Stage("stage2d", 6, 256, 32, 64),
-    Stage("stage1d", 7, 128, 16, 64),
+DECODER = tuple(
+    Stage(f"stage{n}d", height, 2 * o, dm, do)
+    for n, (height, _, _, o, dm, do) in reversed(list(enumerate(_LEVELS, 1)))
+    if dm is not None and do is not None
 )
 #: Side heads ``side1``..``side6`` (Conv2d(ch, out_ch, 3, padding=1)) on hx1d..hx5d, hx6.
-SIDES = (
-    Conv("side1", 64, 1, 1),
-    Conv("side2", 64, 1, 1),
-    Conv("side3", 128, 1, 1),
-    Conv("side4", 256, 1, 1),
-    Conv("side5", 512, 1, 1),
-    Conv("side6", 512, 1, 1),
+SIDES = tuple(
+    Conv(f"side{n}", stage.out_ch, 1, 1)
+    for n, stage in enumerate((*reversed(DECODER), ENCODER[-1]), 1)
 )
 
 
