@@ -11,54 +11,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from . import errors
 from ._version import __version__
 from .backends import available_backends, get_backend, register_backend
 from .backends.base import Backend, Engine, EngineInfo, ModelSource
-from .errors import (
-    BackendUnavailableError,
-    CacheError,
-    CheckpointMismatchError,
-    ChecksumMismatchError,
-    DeviceNotFoundError,
-    GatedModelError,
-    ImageTooLargeError,
-    InvalidImageError,
-    InvalidVideoError,
-    ModelError,
-    ModelNotFoundError,
-    QuantizationQualityError,
-    RmbgError,
-    RmbgWarning,
-    UnknownBackendError,
-    UnsupportedOptionError,
-)
+from .errors import *  # noqa: F403  (the error classes: errors.__all__, added below)
 from .specs import RMBG_1_4, ModelSpec
 
 __all__ = [
     "RMBG_1_4",
     "Backend",
-    "BackendUnavailableError",
     "BackgroundRemover",
-    "CacheError",
-    "CheckpointMismatchError",
-    "ChecksumMismatchError",
     "CutoutAndMask",
-    "DeviceNotFoundError",
     "Engine",
     "EngineInfo",
-    "GatedModelError",
-    "ImageTooLargeError",
-    "InvalidImageError",
-    "InvalidVideoError",
-    "ModelError",
-    "ModelNotFoundError",
     "ModelSource",
     "ModelSpec",
-    "QuantizationQualityError",
-    "RmbgError",
-    "RmbgWarning",
-    "UnknownBackendError",
-    "UnsupportedOptionError",
     "__version__",
     "available_backends",
     "default_remover",
@@ -68,6 +36,7 @@ __all__ = [
     "remove_mask",
     "set_default_remover",
 ]
+__all__ += errors.__all__  # the error classes, one list for both modules
 
 if TYPE_CHECKING:
     from .default import default_remover, remove, remove_mask, set_default_remover
