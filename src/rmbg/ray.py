@@ -36,19 +36,22 @@ import os
 import posixpath
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import numpy as np
+from typing_extensions import Unpack
 
-from rmbg.backends.base import BackendOptions
 from rmbg.errors import (
     BackendUnavailableError,
     InvalidImageError,
     RmbgError,
     UnsupportedOptionError,
 )
-from rmbg.io import DEFAULT_MAX_PIXELS, encode_image
+from rmbg.io import encode_image
 from rmbg.options import CutoutOptions, MaskOptions
+
+if TYPE_CHECKING:
+    from rmbg.remover import RemoverKeywords
 
 try:
     import pyarrow as pa
@@ -152,14 +155,14 @@ class RemoveBackgrounds:
         output: ``"png"`` (bytes, exactly ``remover.cutout(data, output="png")``), ``"webp"``
             (bytes; lossless unless ``quality``) or ``"array"`` (``HxW``/``HxWxC`` uint8).
         quality: WebP quality 1-100 (lossy); ``None`` for lossless.
-        model, backend, device, precision, cache_dir, revision, backend_options, input_size,
-            max_pixels:
-            As for :class:`~rmbg.BackgroundRemover`. A local ``model`` path must exist on every
-            node.
+        model: As for :class:`~rmbg.BackgroundRemover`; a local path must exist on every node.
         column: The input column of encoded images (``read_binary_files``' ``"bytes"``).
         strict: Raise on the first bad image (failing the task, and the job once Ray's retries
             are spent) instead of returning a row with its error.
         workers: Images in flight per actor (default: the engine's infer requests + 2).
+        **remover: The rest of :class:`~rmbg.BackgroundRemover`'s keywords (``backend``,
+            ``device``, ``precision``, ``backend_options``, ``input_size``, ...:
+            :class:`~rmbg.remover.RemoverKeywords`).
 
     Each output row keeps the input's other columns (e.g. ``path``), drops ``column``, and adds
     :data:`RESULT_COLUMN` (bytes, or an array; ``None`` / an empty array on failure) and
@@ -174,17 +177,10 @@ class RemoveBackgrounds:
         output: Encoding = "png",
         quality: int | None = None,
         model: Any = None,
-        backend: str = "openvino",
-        device: str | None = None,
-        precision: str = "auto",
-        cache_dir: str | os.PathLike[str] | None = None,
-        revision: str | None = None,
-        backend_options: BackendOptions | Mapping[str, Any] | None = None,
-        input_size: int | tuple[int, int] | None = None,
-        max_pixels: int | None = DEFAULT_MAX_PIXELS,
         column: str = "bytes",
         strict: bool = False,
         workers: int | None = None,
+        **remover: Unpack[RemoverKeywords],
     ) -> None:
         from rmbg.remover import BackgroundRemover
 
@@ -196,17 +192,7 @@ class RemoveBackgrounds:
         self.column = column
         self.strict = bool(strict)
         self.workers = workers
-        self.remover = BackgroundRemover(
-            model,
-            backend=backend,
-            device=device,
-            precision=precision,
-            cache_dir=cache_dir,
-            revision=revision,
-            backend_options=backend_options,
-            input_size=input_size,
-            max_pixels=max_pixels,
-        )
+        self.remover = BackgroundRemover(model, **remover)
         self.remover.engine()  # load/compile now: a model that does not load fails the actor
         self._calls = 0
         self._crash_marker = os.environ.get(CRASH_ONCE_ENV)
@@ -331,14 +317,6 @@ def remove_backgrounds(
     format: Literal["png", "webp"] = "png",
     quality: int | None = None,
     model: Any = None,
-    backend: str = "openvino",
-    device: str | None = None,
-    precision: str = "auto",
-    cache_dir: str | os.PathLike[str] | None = None,
-    revision: str | None = None,
-    backend_options: Mapping[str, Any] | None = None,
-    input_size: int | tuple[int, int] | None = None,
-    max_pixels: int | None = DEFAULT_MAX_PIXELS,
     recursive: bool = True,
     existing: Existing = "skip",
     strict: bool = False,
@@ -349,6 +327,7 @@ def remove_backgrounds(
     input_filesystem: pafs.FileSystem | None = None,
     output_filesystem: pafs.FileSystem | None = None,
     ray_remote_args: Mapping[str, Any] | None = None,
+    **remover: Unpack[RemoverKeywords],
 ) -> JobResult:
     """Cut out (or mask) every image under ``input_uri`` into ``output_uri`` on Ray Data.
 
@@ -365,12 +344,8 @@ def remove_backgrounds(
         format: ``"png"`` (bytes identical to ``remover.cutout(data, output="png")``) or
             ``"webp"`` (lossless unless ``quality``).
         quality: WebP quality 1-100.
-        model, backend, device, precision, cache_dir, revision, backend_options, input_size,
-            max_pixels:
-            As for :class:`~rmbg.BackgroundRemover`, for the remover each actor loads (a local
-            model path must exist on every node). A mapping of ``backend_options`` goes over
-            the backend's batch options (OpenVINO: the THROUGHPUT hint), as in the CLI's folder
-            mode.
+        model: As for :class:`~rmbg.BackgroundRemover`, for the remover each actor loads (a
+            local path must exist on every node).
         recursive: Descend into sub-folders.
         existing: What to do with an output that exists: ``"skip"`` (resume, the default),
             ``"overwrite"``, or ``"fail"`` (a failure row, like the CLI without
@@ -388,6 +363,11 @@ def remove_backgrounds(
             ``runtime_env`` or ``label_selector``. A dead actor (a crashed or OOM-killed worker,
             a lost node) is restarted and its batch retried: Ray Data's defaults for actor
             pools (``max_restarts=-1``, ``max_task_retries=-1``), which rmbg keeps.
+        **remover: The rest of :class:`~rmbg.BackgroundRemover`'s keywords for the actors'
+            removers (``backend``, ``device``, ``precision``, ``input_size``, ...:
+            :class:`~rmbg.remover.RemoverKeywords`). A mapping of ``backend_options`` goes over
+            the backend's batch options (OpenVINO: the THROUGHPUT hint), as in the CLI's folder
+            mode.
 
     Returns:
         A :class:`JobResult`: outputs written, skipped, and one failure per input without output.
@@ -403,7 +383,9 @@ def remove_backgrounds(
     _check_choice("existing", existing, _EXISTING)
     opts = _build_options(kind, options)
     _check_quality(quality, fmt)
-    batch_options = _batch_options(backend, backend_options)
+    remover["backend_options"] = _batch_options(
+        remover.get("backend", "openvino"), remover.get("backend_options")
+    )
     in_fs, in_root = files.resolve(os.fspath(input_uri), input_filesystem)
     out_fs, out_root = files.resolve(os.fspath(output_uri), output_filesystem)
     info = in_fs.get_file_info(in_root)
@@ -445,15 +427,8 @@ def remove_backgrounds(
                 "output": fmt,
                 "quality": quality,
                 "model": model,
-                "backend": backend,
-                "device": device,
-                "precision": precision,
-                "cache_dir": cache_dir,
-                "revision": revision,
-                "backend_options": batch_options,
-                "input_size": input_size,
-                "max_pixels": max_pixels,
                 "strict": strict,
+                **remover,
             },
             batch_size=batch_size or sizing.batch_size,
             batch_format="numpy",

@@ -35,7 +35,7 @@ from .errors import UnsupportedOptionError
 from .options import CutoutKeywords, CutoutOptions, MaskKeywords, MaskOptions, Normalize
 from .specs import RMBG_1_4, ModelSpec
 
-__all__ = ["BackgroundRemover", "CutoutAndMask"]
+__all__ = ["BackgroundRemover", "CutoutAndMask", "RemoverKeywords"]
 
 logger = logging.getLogger("rmbg")
 
@@ -538,6 +538,24 @@ class BackgroundRemover:
             if return_exceptions:
                 return exc
             raise
+
+
+class RemoverKeywords(TypedDict, total=False):
+    """:class:`BackgroundRemover`'s keywords after ``model``, typed once for the frontends that
+    make removers elsewhere (Ray's actors, the command line); the meanings are the class's."""
+
+    backend: str
+    device: str | None
+    precision: str
+    cache_dir: str | os.PathLike[str] | None
+    revision: str | None
+    token: str | bool | None
+    backend_options: BackendOptions | Mapping[str, Any] | None
+    spec: ModelSpec
+    max_pixels: int | None
+    input_size: int | tuple[int, int] | None
+    calibration: str | os.PathLike[str] | Iterable[Any] | None
+    quantization: Any
 
 
 class BatchKeywords(TypedDict, total=False):
