@@ -284,6 +284,9 @@ def build_app(
     precisions = _precision_choices(remover)
     devices = _device_choices(remover)
 
+    # every picture goes through files as PNG: Gradio would convert uploads to RGB without
+    # image_mode=None and save outputs as WebP without format="png"
+    picture: dict[str, Any] = {"type": "filepath", "image_mode": None, "format": "png"}
     # delete_cache: Gradio's copies of uploads and results older than _KEEP_SECONDS go hourly
     keep = int(_KEEP_SECONDS)
     with ui.Blocks(title=title, analytics_enabled=False, delete_cache=(keep, keep)) as app:
@@ -295,12 +298,7 @@ def build_app(
         with ui.Row():
             with ui.Column(scale=1):
                 image = ui.Image(
-                    label="Photo",
-                    type="filepath",
-                    image_mode=None,  # as uploaded: never converted to RGB
-                    format="png",
-                    sources=["upload", "clipboard"],
-                    elem_id="rmbg-photo",
+                    label="Photo", sources=["upload", "clipboard"], elem_id="rmbg-photo", **picture
                 )
                 run = ui.Button("Remove background", variant="primary", elem_id="rmbg-run")
                 with ui.Row():
@@ -314,12 +312,7 @@ def build_app(
                 )
                 colour = ui.ColorPicker(value="#ffffff", label="Background colour")
                 background_image = ui.Image(
-                    label="Background image",
-                    type="filepath",
-                    image_mode=None,
-                    format="png",
-                    sources=["upload", "clipboard"],
-                    height=160,
+                    label="Background image", sources=["upload", "clipboard"], height=160, **picture
                 )
                 with ui.Accordion("Mask options", open=False):
                     hard = ui.Checkbox(False, label="Hard mask (threshold)")
@@ -332,22 +325,11 @@ def build_app(
                     margin = ui.Number(0, label="Trim margin (px)", precision=0)
             with ui.Column(scale=2):
                 slider = ui.ImageSlider(
-                    label="Before / after",
-                    type="filepath",
-                    image_mode=None,
-                    format="png",
-                    interactive=False,
-                    elem_id="rmbg-slider",
+                    label="Before / after", interactive=False, elem_id="rmbg-slider", **picture
                 )
                 with ui.Row():
                     mask = ui.Image(
-                        label="Mask",
-                        type="filepath",
-                        image_mode=None,
-                        format="png",
-                        interactive=False,
-                        height=240,
-                        elem_id="rmbg-mask",
+                        label="Mask", interactive=False, height=240, elem_id="rmbg-mask", **picture
                     )
                     with ui.Column():
                         download = ui.DownloadButton(
