@@ -534,13 +534,13 @@ def test_works_without_openvino_and_torch(tmp_path, env, fake):
     env = {**env, "PYTHONPATH": os.pathsep.join([str(blocked), env["PYTHONPATH"]])}
     proc = run("devices", env=env, cwd=tmp_path)
     assert proc.returncode == 0, err(proc)
-    assert 'OpenVINO: not installed (pip install "rmbg[openvino]")' in proc.stdout.decode()
+    assert "OpenVINO: not installed (pip install openvino)" in proc.stdout.decode()
     assert 'PyTorch: not installed (pip install "rmbg[torch]")' in proc.stdout.decode()
     assert run("info", "--model", fake[1], env=env, cwd=tmp_path).returncode == 0
     src = make_image(tmp_path / "p.png")
     assert run("mask", str(src), *fake, env=env, cwd=tmp_path).returncode == 0
     proc = run("mask", str(src), "--model", fake[1], "--overwrite", env=env, cwd=tmp_path)
-    assert proc.returncode == 1 and 'pip install "rmbg[openvino]"' in err(proc)
+    assert proc.returncode == 1 and "pip install openvino" in err(proc)
 
 
 def test_info(tmp_path, env, fake):

@@ -43,9 +43,7 @@ class _Registration:
 
 _lock = threading.Lock()
 _registry: dict[str, _Registration] = {
-    "openvino": _Registration(
-        "rmbg.backends.openvino:OpenVINOBackend", 'pip install "rmbg[openvino]"'
-    ),
+    "openvino": _Registration("rmbg.backends.openvino:OpenVINOBackend", "pip install openvino"),
     "torch": _Registration(
         "rmbg.backends.torch:TorchBackend",
         'pip install "rmbg[torch]" (the PyTorch reference; for CPU-only wheels install torch '

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .flags import add_log_arguments
-from .runtime import EXIT_FAILED, EXIT_OK, UsageError, jsonable
+from .runtime import EXIT_FAILED, EXIT_OK, UsageError, human_bytes, jsonable
 
 if TYPE_CHECKING:
     from ..cache import CacheEntry
@@ -101,14 +101,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _common(p)
 
 
-def _human(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"  # pragma: no cover
-
-
 def _describe(entry: CacheEntry, owners: dict[str, str]) -> str:
     """What an entry is, in words: ``IR int8 (INT8) of weights 1e6e1492, OpenVINO 2026.4``."""
     if entry.kind == "ir":
@@ -162,7 +154,9 @@ def _age(seconds: float | None) -> str:
 def _print_rows(rows: Sequence[dict[str, Any]]) -> None:
     for r in rows:
         status = r["status"] + (f": {r['problem']}" if r["problem"] else "")
-        print(f"  {r['name']:<30} {_human(r['bytes']):>9} {_age(r['age_seconds']):>4}  {r['what']}")
+        print(
+            f"  {r['name']:<30} {human_bytes(r['bytes']):>9} {_age(r['age_seconds']):>4}  {r['what']}"
+        )
         if r["status"] != "ok":
             print(f"  {'':<30} {'':>9} {'':>4}  {status}")
 
@@ -180,7 +174,7 @@ def _list(root: Path, args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
         return EXIT_OK
     where = "" if root.is_dir() else ", not created yet"
-    print(f"rmbg cache: {root} ({_human(total)} in {len(rows)} entries{where})")
+    print(f"rmbg cache: {root} ({human_bytes(total)} in {len(rows)} entries{where})")
     _print_rows(rows)
     if rows:
         print("remove with `rmbg cache clear` (all), `--older-than 30d`, `--stale` or a KEY")
@@ -221,13 +215,22 @@ def _clear(root: Path, args: argparse.Namespace) -> int:
         report = clear(root, keys=keys, stale_only=args.stale)
         report_removed = [str(p) for p in report.removed]
         freed, kept = report.freed, [{"path": str(p), "reason": r} for p, r in report.kept]
+    return _report(
+        args,
+        {"path": str(root), "removed": report_removed, "bytes_freed": freed, "kept": kept},
+        f"removed {len(report_removed)} entries, {human_bytes(freed)} freed from {root}",
+        [f"kept {k['path']}: {k['reason']}" for k in kept],
+    )
+
+
+def _report(args: argparse.Namespace, data: dict[str, Any], headline: str, lines: list[str]) -> int:
+    """``data`` as JSON with ``--json``, else the headline and its indented lines."""
     if args.json:
-        out = {"path": str(root), "removed": report_removed, "bytes_freed": freed, "kept": kept}
-        print(json.dumps(out, indent=2))
+        print(json.dumps(data, indent=2))
     else:
-        print(f"removed {len(report_removed)} entries, {_human(freed)} freed from {root}")
-        for k in kept:
-            print(f"  kept {k['path']}: {k['reason']}")
+        print(headline)
+        for line in lines:
+            print(f"  {line}")
     return EXIT_OK
 
 
@@ -257,14 +260,13 @@ def _dry_run(
         if picked:
             chosen.append(e)
     total = sum(e.size for e in chosen)
-    if args.json:
-        out = {"path": str(root), "would_remove": [str(e.path) for e in chosen], "bytes": total}
-        print(json.dumps(out, indent=2))
-    else:
-        print(f"would remove {len(chosen)} entries, {_human(total)} from {root}")
-        for e in chosen:
-            print(f"  {e.path}")
-    return EXIT_OK
+    paths = [str(e.path) for e in chosen]
+    return _report(
+        args,
+        {"path": str(root), "would_remove": paths, "bytes": total},
+        f"would remove {len(chosen)} entries, {human_bytes(total)} from {root}",
+        paths,
+    )
 
 
 def _verify(root: Path, args: argparse.Namespace) -> int:
@@ -296,7 +298,7 @@ def _verify(root: Path, args: argparse.Namespace) -> int:
     else:
         print(f"rmbg cache: {root}: {len(entries)} converted models re-hashed in {seconds:.1f} s")
         for r in rows:
-            line = f"  {r['name']:<26} {_human(r['bytes']):>9}  {r['status']}"
+            line = f"  {r['name']:<26} {human_bytes(r['bytes']):>9}  {r['status']}"
             print(line + (f": {r['problem']}" if r["problem"] else ""))
         for path in repaired:
             print(f"  removed {path} (converted again on next use)")

@@ -65,14 +65,8 @@ def run(args: argparse.Namespace) -> int:
     remover.warmup()
 
     def make(precision: str) -> BackgroundRemover:
-        return BackgroundRemover(
-            remover.source,
-            backend=args.backend,
-            device=args.device,
-            precision=precision,
-            cache_dir=args.cache_dir,
-            backend_options=backend_options,
-        )
+        keywords = {**flags.remover_keywords(args, backend_options), "precision": precision}
+        return BackgroundRemover(remover.source, **keywords)
 
     run_demo(
         remover,

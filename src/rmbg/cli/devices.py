@@ -37,7 +37,7 @@ def _openvino_devices() -> dict[str, Any]:
     try:
         import openvino as ov
     except ImportError as exc:
-        return {"installed": False, "error": str(exc), "hint": 'pip install "rmbg[openvino]"'}
+        return {"installed": False, "error": str(exc), "hint": "pip install openvino"}
     try:
         core = ov.Core()
         names = list(core.available_devices)

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
         from ..backends.openvino import OpenVINOBackend
     except ImportError as exc:
-        logger.error('export needs OpenVINO (%s): pip install "rmbg[openvino]"', exc)
+        logger.error("export needs OpenVINO (%s): pip install openvino", exc)
         return EXIT_FAILED
     out_dir: Path = args.out_dir
     stem: str = args.name

@@ -185,12 +185,8 @@ def add_image_arguments(parser: argparse.ArgumentParser, kind: str) -> None:
     """INPUT..., the output, run, mask shaping and (``kind="cutout"``) cutout flags."""
     from ..io import DEFAULT_JPEG_QUALITY, PNG_COMPRESS_LEVEL
 
-    parser.add_argument(
-        "inputs",
-        nargs="+",
-        metavar="INPUT",
-        help="image files, folders, glob patterns, or - for standard input",
-    )
+    inputs = "image files, folders, glob patterns, or - for standard input"
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help=inputs)
     # exclusive pairs are checked by the images command: argparse's mutually exclusive groups
     # cannot sit inside these titled groups in the help
     out = parser.add_argument_group("output")
@@ -273,26 +269,14 @@ def add_image_arguments(parser: argparse.ArgumentParser, kind: str) -> None:
         help="ignore the EXIF orientation (default: apply it, as viewers do)",
     )
     shape = parser.add_argument_group("mask shaping")
-    shape.add_argument(
-        "--threshold",
-        type=float,
-        metavar="T",
-        help="hard mask: pixels at or above T (0..1) become opaque, the rest transparent",
-    )
-    shape.add_argument(
-        "--feather",
-        type=float,
-        default=0.0,
-        metavar="PX",
-        help="soften the edge by a Gaussian of this radius in pixels",
-    )
-    shape.add_argument(
-        "--grow",
-        type=int,
-        default=0,
-        metavar="PX",
-        help="grow (positive) or shrink (negative) the mask by PX pixels",
-    )
+    # fmt: off
+    for flag, convert, default, metavar, text in (
+        ("--threshold", float, None, "T", "hard mask: pixels at or above T (0..1) become opaque, the rest transparent"),
+        ("--feather", float, 0.0, "PX", "soften the edge by a Gaussian of this radius in pixels"),
+        ("--grow", int, 0, "PX", "grow (positive) or shrink (negative) the mask by PX pixels"),
+    ):
+        shape.add_argument(flag, type=convert, default=default, metavar=metavar, help=text)
+    # fmt: on
     shape.add_argument("--invert", action="store_true", help="keep the background instead")
     shape.add_argument(
         "--normalize",
@@ -428,6 +412,18 @@ def pillow_pixel_limit(max_pixels: int | None) -> Iterator[None]:
         Image.MAX_IMAGE_PIXELS = saved
 
 
+def remover_keywords(args: argparse.Namespace, backend_options: dict[str, Any]) -> dict[str, Any]:
+    """The :class:`~rmbg.BackgroundRemover` keywords the model flags give, ``--model`` aside
+    (``--backend``, ``--device``, ``--precision``, ``--cache-dir``, ``--revision``, and
+    ``--max-pixels`` where the command has it: 0 is no limit)."""
+    names = ("backend", "device", "precision", "cache_dir", "revision")
+    keywords = {name: getattr(args, name) for name in names}
+    keywords["backend_options"] = backend_options
+    if getattr(args, "max_pixels", None) is not None:
+        keywords["max_pixels"] = args.max_pixels or None
+    return keywords
+
+
 def remover_from_args(
     args: argparse.Namespace,
     backend_options: dict[str, Any],
@@ -453,19 +449,7 @@ def remover_from_args(
     if batch:
         backend_options = {**get_backend(args.backend).batch_options, **backend_options}
     started = time.perf_counter()
-    kwargs: dict[str, Any] = {}
-    if args.max_pixels is not None:
-        kwargs["max_pixels"] = args.max_pixels or None
-    remover = BackgroundRemover(
-        args.model,
-        backend=args.backend,
-        device=args.device,
-        precision=args.precision,
-        cache_dir=args.cache_dir,
-        revision=args.revision,
-        backend_options=backend_options,
-        **kwargs,
-    )
+    remover = BackgroundRemover(args.model, **remover_keywords(args, backend_options))
     if not load:
         return remover
     info = remover.info  # compiles the engine

@@ -13,7 +13,7 @@ from typing import Any
 
 from .._version import __version__
 from .flags import add_log_arguments, add_model_arguments, default_model
-from .runtime import EXIT_OK, jsonable, reason
+from .runtime import EXIT_OK, human_bytes, jsonable, reason
 
 __all__ = ["add_arguments", "run"]
 
@@ -47,14 +47,6 @@ def _folder_size(path: Path) -> int:
             with contextlib.suppress(OSError):
                 total += (Path(root) / f).lstat().st_size
     return total
-
-
-def _human(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"  # pragma: no cover
 
 
 def _model_report(args: argparse.Namespace, cache_root: Path) -> dict[str, Any]:
@@ -133,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"platform: {report['platform']}")
     cache = report["cache"]
     print(
-        f"rmbg cache: {cache['path']} ({_human(cache['bytes'])}{'' if cache['exists'] else ', not created yet'})"
+        f"rmbg cache: {cache['path']} ({human_bytes(cache['bytes'])}{'' if cache['exists'] else ', not created yet'})"
     )
     print(f"hub cache: {hub_cache}")
     model = report["model"]

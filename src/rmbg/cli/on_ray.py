@@ -14,7 +14,6 @@ import logging
 import re
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from . import flags
 from .runtime import EXIT_FAILED, Summary, UsageError
@@ -80,9 +79,6 @@ def run(args: argparse.Namespace) -> int:
     if started:
         address = None if args.ray == LOCAL else args.ray
         ray.init(address=address, log_to_driver=args.verbose > 0)
-    extra: dict[str, Any] = {}
-    if args.max_pixels is not None:
-        extra["max_pixels"] = args.max_pixels or None
     try:
         result = remove_backgrounds(
             str(args.inputs[0]),
@@ -92,16 +88,10 @@ def run(args: argparse.Namespace) -> int:
             format=fmt,  # type: ignore[arg-type]
             quality=args.quality,
             model=args.model,
-            backend=args.backend,
-            device=args.device,
-            precision=args.precision,
-            cache_dir=args.cache_dir,
-            revision=args.revision,
-            backend_options=backend_options,
             recursive=args.recursive,
             existing="overwrite" if args.overwrite else "skip" if args.skip_existing else "fail",
             progress=not (args.no_progress or args.quiet) and sys.stderr.isatty(),
-            **extra,
+            **flags.remover_keywords(args, backend_options),
         )
     except ray.exceptions.RayError as exc:
         summary.error = f"the Ray job failed: {exc}"

@@ -46,6 +46,7 @@ __all__ = [
     "catch_signals",
     "deferred_signals",
     "folder_problem",
+    "human_bytes",
     "jsonable",
     "logging_to_stderr",
     "progress",
@@ -89,6 +90,15 @@ def reason(exc: BaseException) -> str:
     if isinstance(exc, (RmbgError, OSError, ValueError)) and str(exc):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
+
+
+def human_bytes(n: float) -> str:
+    """A size for people: ``512 B``, ``1.5 KB``, ``170.3 MB`` (powers of 1024)."""
+    for unit in ("B", "KB", "MB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
 
 
 def jsonable(value: Any) -> Any:

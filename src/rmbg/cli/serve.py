@@ -79,36 +79,17 @@ def add_service_arguments(parser: argparse.ArgumentParser) -> None:
     net.add_argument("--no-docs", action="store_true", help="do not serve /docs and /openapi.json")
 
     load = parser.add_argument_group("load")
-    load.add_argument(
-        "--workers",
-        type=int,
-        default=None,
-        help="images processed at once (default: the engine's infer requests + 2)",
-    )
-    load.add_argument(
-        "--max-queue",
-        type=_count,
-        default=d.max_queue,
-        help=f"requests waiting beyond the workers; more get 503 (default: {d.max_queue})",
-    )
-    load.add_argument(
-        "--timeout",
-        type=_positive_float,
-        default=d.timeout,
-        help=f"seconds per request before 504 (default: {d.timeout:g})",
-    )
-    load.add_argument(
-        "--max-upload-mb",
-        type=_positive_float,
-        default=d.max_upload_mb,
-        help=f"largest request body in MiB; larger gets 413 (default: {d.max_upload_mb:g})",
-    )
-    load.add_argument(
-        "--max-pixels",
-        type=_count,
-        default=None,
-        help="largest image in pixels; larger gets 413 (default: 89,478,485; 0: no limit)",
-    )
+    # fmt: off
+    for flag, convert, default, text in (
+        ("--workers", int, None, "images processed at once (default: the engine's infer requests + 2)"),
+        ("--max-queue", _count, d.max_queue, "requests waiting beyond the workers; more get 503"),
+        ("--timeout", _positive_float, d.timeout, "seconds per request before 504"),
+        ("--max-upload-mb", _positive_float, d.max_upload_mb, "largest request body in MiB; larger gets 413"),
+        ("--max-pixels", _count, None, "largest image in pixels; larger gets 413 (default: 89,478,485; 0: no limit)"),
+    ):
+        shown = "" if default is None else f" (default: {default:g})"
+        load.add_argument(flag, type=convert, default=default, help=f"{text}{shown}")
+    # fmt: on
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
