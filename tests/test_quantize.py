@@ -251,12 +251,21 @@ def test_int8_is_built_above_the_backend_once_cached_and_reported(
 
 @pytest.mark.slow
 def test_remover_reports_int8(tiny_source, tmp_path, fake_evaluation):
+    """The public spelling: calibration= and quantization= reach the build, the report the info."""
+    photos = [load_photo(name) for name in ("coffee", "rocket", "chelsea")]
     remover = BackgroundRemover(
-        tiny_source, precision="int8", cache_dir=tmp_path, quantization={"subset_size": 2}
+        tiny_source,
+        precision="int8",
+        cache_dir=tmp_path,
+        calibration=photos,
+        quantization={"subset_size": 2},
     )
     info = remover.info
     assert info.precision == "int8" and info.inference_precision.startswith("int8 (other layers")
-    assert info.details["quantization"]["min_iou"] == 0.999
+    report = info.details["quantization"]
+    assert report["min_iou"] == 0.999 and report["settings"]["subset_size"] == 2
+    assert report["calibration"]["source"] != "bundled"
+    assert (report["calibration"]["images"], report["calibration"]["samples"]) == (3, 2)
     assert remover.mask(load_photo("coffee")).shape == load_photo("coffee").shape[:2]
 
 
