@@ -184,13 +184,13 @@ def test_an_actor_killed_mid_job_is_replaced_and_nothing_is_lost_or_doubled(
         out,
         OPTIONS,
         **FAKE,
+        backend_options={"crash_once": str(marker)},  # an actor dies after its first image
         batch_size=2,
         actors=2,
         cpus_per_actor=0.5,
         progress=False,
-        ray_remote_args={"runtime_env": {"env_vars": {rmbg_ray.CRASH_ONCE_ENV: str(marker)}}},
     )
-    assert marker.exists()  # an actor did die, after its first batch
+    assert marker.exists()  # an actor did die, after its first image
     assert result.processed == len(good)
     assert _outputs(out) == _expected(good)  # every output once, complete; no temp file
 

@@ -94,9 +94,6 @@ logger = logging.getLogger("rmbg")
 Kind: TypeAlias = Literal["cutout", "mask"]
 Encoding: TypeAlias = Literal["png", "webp", "array"]
 
-#: Test-only: a marker path; the first actor to create it (after its first batch) exits at once,
-#: to prove that a crashed actor is replaced and its batch retried (tests/test_ray.py).
-CRASH_ONCE_ENV = "RMBG_RAY_TEST_CRASH_ONCE"
 #: CPUs a read or write task reserves: they wait on storage, and must fit beside the actors,
 #: which reserve the rest of a node (:func:`default_sizing`).
 IO_CPUS = 0.25
@@ -194,13 +191,9 @@ class RemoveBackgrounds:
         self.workers = workers
         self.remover = BackgroundRemover(model, **remover)
         self.remover.engine()  # load/compile now: a model that does not load fails the actor
-        self._calls = 0
-        self._crash_marker = os.environ.get(CRASH_ONCE_ENV)
 
     def __call__(self, batch: Mapping[str, Any]) -> Any:
         """Process one batch (``batch_format="numpy"``): a dict of column arrays."""
-        self._maybe_crash()
-        self._calls += 1
         if self.column not in batch:
             raise UnsupportedOptionError(
                 f"the batch has no {self.column!r} column (columns: {', '.join(batch)}); "
@@ -266,16 +259,6 @@ class RemoveBackgrounds:
 
     def _encode_webp(self, image: Any) -> bytes:
         return encode_image(image, "webp", quality=self.quality)  # the CLI's encoder
-
-    def _maybe_crash(self) -> None:
-        if not self._crash_marker or self._calls < 1:
-            return
-        try:
-            fd = os.open(self._crash_marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            return
-        os.close(fd)
-        os._exit(17)  # an abrupt death, like the OOM killer's: no cleanup, no exception
 
 
 def _check_choice(name: str, value: str, choices: Sequence[str]) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import threading
 import time
 from collections.abc import Mapping
@@ -36,11 +37,13 @@ class FakeEngine:
     """``sigmoid(8 * mean_channel(x))``: bright pixels are "foreground". Counts its calls.
 
     ``delay`` seconds are slept per call, to stand in for a slow network (interruption tests).
+    ``crash_once``: see :class:`FakeOptions`.
     """
 
-    def __init__(self, info: EngineInfo, delay: float = 0.0) -> None:
+    def __init__(self, info: EngineInfo, delay: float = 0.0, crash_once: str | None = None) -> None:
         self._info = info
         self.delay = delay
+        self.crash_once = crash_once
         self.calls = 0
         self._lock = threading.Lock()
 
@@ -53,11 +56,24 @@ class FakeEngine:
             raise ValueError(f"expected float32 (N, 3, H, W), got {batch.dtype} {batch.shape}")
         with self._lock:
             self.calls += 1
+            calls = self.calls
+        if self.crash_once and calls > 1:
+            _crash_once(self.crash_once)
         if self.delay > 0:
             time.sleep(self.delay)
         y = 1.0 / (1.0 + np.exp(-8.0 * batch.mean(axis=1, keepdims=True)))
         out: NDArray[np.float32] = y.astype(np.float32)
         return out
+
+
+def _crash_once(marker: str) -> None:
+    """Exit the process at once if this is the first process to create ``marker``."""
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return
+    os.close(fd)
+    os._exit(17)  # an abrupt death, like the OOM killer's: no cleanup, no exception
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,9 +84,13 @@ class FakeOptions(BackendOptions):
         delay: Seconds each engine call sleeps (to test pipelining and timeouts).
         performance_hint: Accepted like OpenVINO's (so that callers' batch options can be tested
             without a network); it changes nothing.
+        crash_once: A marker path: the first process whose engine creates it (on a call after
+            its first) exits at once, as the OOM killer would end it; to prove that a frontend
+            replaces a dead worker and retries its work (tests/test_ray.py).
     """
 
     delay: float = 0.0
+    crash_once: str | None = None
     performance_hint: str = "LATENCY"
 
 
@@ -120,6 +140,7 @@ class FakeBackend(Backend):
                 inference_precision="f32",
             ),
             delay=float(self.options.delay),
+            crash_once=self.options.crash_once,
         )
 
 
