@@ -17,9 +17,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from rmbg import BackgroundRemover, RmbgError
-from rmbg.photos import PHOTO_DIR
-
-SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+from rmbg.photos import PHOTO_DIR, image_suffixes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.folder.is_dir():
         print(f"error: no such folder: {args.folder}", file=sys.stderr)
         return 2
-    paths = sorted(p for p in args.folder.iterdir() if p.suffix.lower() in SUFFIXES)
+    suffixes = image_suffixes()  # every format Pillow opens here
+    paths = sorted(p for p in args.folder.iterdir() if p.suffix.lower() in suffixes)
     if not paths:
         print(f"error: no images in {args.folder}", file=sys.stderr)
         return 2

@@ -18,6 +18,8 @@ import pyarrow.fs as pafs
 from ray.data import Datasink
 from ray.data.block import Block, BlockAccessor
 
+from .photos import image_suffixes, is_own_output
+
 if TYPE_CHECKING:
     from ray.data._internal.execution.interfaces import TaskContext
 
@@ -31,9 +33,7 @@ __all__ = [
     "MirroredImageSink",
     "Plan",
     "hidden",
-    "image_extensions",
     "output_name",
-    "own_output",
     "plan",
     "relative",
     "resolve",
@@ -61,12 +61,6 @@ def output_name(relative: str, fmt: str) -> str:
     return posixpath.join(head, f"{stem}.{fmt}") if head else f"{stem}.{fmt}"
 
 
-def image_extensions() -> frozenset[str]:
-    from PIL import Image
-
-    return frozenset(e.lower() for e, f in Image.registered_extensions().items() if f in Image.OPEN)
-
-
 def resolve(uri: str, filesystem: pafs.FileSystem | None) -> tuple[pafs.FileSystem, str]:
     """``uri`` -> (file system, path on it): local paths, ``file://``, ``s3://``, ``gs://``..."""
     if filesystem is not None:
@@ -86,17 +80,6 @@ def relative(path: str, root: str) -> str:
 
 def hidden(relative: str) -> bool:
     return any(part.startswith(".") for part in relative.split("/"))
-
-
-def own_output(relative: str) -> bool:
-    """``x.cutout.png`` / ``x.mask.webp``: the CLI's default output names, never inputs."""
-    stem, ext = posixpath.splitext(relative)
-    return posixpath.splitext(stem)[1] in (".cutout", ".mask") and ext.lower() in (
-        ".png",
-        ".webp",
-        ".jpg",
-        ".jpeg",
-    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -248,7 +231,7 @@ def plan(
         inputs = [in_root]
         in_root = posixpath.dirname(in_root)
     else:
-        exts = image_extensions()
+        exts = image_suffixes()
         same_fs = type(in_fs) is type(out_fs)
         inside = same_fs and out_root != in_root and (out_root + "/").startswith(in_root + "/")
         inputs = []
@@ -256,7 +239,7 @@ def plan(
             if info.type != pafs.FileType.File:
                 continue
             rel = relative(info.path, in_root)
-            if hidden(rel) or posixpath.splitext(rel)[1].lower() not in exts or own_output(rel):
+            if hidden(rel) or posixpath.splitext(rel)[1].lower() not in exts or is_own_output(rel):
                 continue
             if inside and (info.path + "/").startswith(out_root + "/"):
                 continue  # the output folder is inside the input folder: never take outputs

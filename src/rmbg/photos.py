@@ -6,6 +6,7 @@ for calibration, to judge an INT8 model on photos it has not seen.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "bundled_photos",
     "heldout_photos",
     "image_suffixes",
+    "is_own_output",
 ]
 
 #: The folder of the bundled photos.
@@ -41,3 +43,13 @@ def image_suffixes() -> frozenset[str]:
 
     exts = Image.registered_extensions()
     return frozenset(e.lower() for e, f in exts.items() if f in Image.OPEN)
+
+
+def is_own_output(name: str | os.PathLike[str]) -> bool:
+    """``x.cutout.png`` / ``x.mask.webp``: the default output names of rmbg's command line, never
+    taken as inputs when a folder is read again (by the CLI's folder mode or ``rmbg.ray``)."""
+    stem, ext = os.path.splitext(os.fspath(name))
+    return os.path.splitext(stem)[1] in (".cutout", ".mask") and ext.lower() in _OUTPUT_SUFFIXES
+
+
+_OUTPUT_SUFFIXES = (".png", ".webp", ".jpg", ".jpeg")

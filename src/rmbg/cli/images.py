@@ -53,7 +53,6 @@ __all__ = [
     "check_outputs",
     "find_inputs",
     "format_of",
-    "is_own_output",
     "load_remover",
     "output_for",
     "process_many",
@@ -131,12 +130,6 @@ class Output:
     skip_existing: bool
 
 
-def is_own_output(path: Path) -> bool:
-    """``x.cutout.png`` / ``x.mask.webp``: rmbg's default output names, never taken as input."""
-    stem_suffix = Path(path.stem).suffix
-    return stem_suffix in (".cutout", ".mask") and path.suffix.lower() in FORMATS
-
-
 def find_inputs(
     arg: str, recursive: bool, exclude: Path | None
 ) -> list[tuple[Path, Path | None]] | None:
@@ -148,7 +141,7 @@ def find_inputs(
     always taken. A glob follows the shell's globstar meaning: ``**`` matches any number of
     folders (none included), ``*`` one name; hidden folders are not entered.
     """
-    from ..photos import image_suffixes
+    from ..photos import image_suffixes, is_own_output
 
     exts = image_suffixes()
     path = Path(arg)
