@@ -835,14 +835,20 @@ def print_report(res: dict[str, Any]) -> None:
         print(f"  {row['target']:58s} {value:>9s} {row['bar']:>8s}  {verdict} {row['note']}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def common_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--checkpoint`` (default: ``$RMBG_TEST_CHECKPOINT``, else the stand-in's folder),
+    ``--out`` (the results folder) and ``--cache`` (converted models): every benchmark's."""
     default_ckpt = os.environ.get("RMBG_TEST_CHECKPOINT") or str(
         Path.home() / ".cache" / "rmbg-ci" / "standin"
     )
     parser.add_argument("--checkpoint", type=Path, default=Path(default_ckpt))
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "rmbg-bench")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    common_arguments(parser)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--folder-size", type=int, default=6)
     parser.add_argument("--cold-runs", type=int, default=3)

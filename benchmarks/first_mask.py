@@ -191,12 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     import bench
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    default_ckpt = os.environ.get("RMBG_TEST_CHECKPOINT") or str(
-        Path.home() / ".cache" / "rmbg-ci" / "standin"
-    )
-    parser.add_argument("--checkpoint", type=Path, default=Path(default_ckpt))
-    parser.add_argument("--out", type=Path, default=HERE / "results")
-    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "rmbg-bench")
+    bench.common_arguments(parser)
     parser.add_argument("--before", default=None, help="git revision of the 'before' tree")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3, help="inferences per engine per round")

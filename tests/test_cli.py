@@ -429,25 +429,20 @@ def test_backend_options_parse_json_values_and_nest():
 # ---------------------------------------------------------------------------------------------
 # interruption
 # ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_signal_mid_batch_leaves_no_partial_file(sig, code, tmp_path, env, fake):
-    n = 12
+def interrupt_folder_run(
+    tmp_path: Path, env, fake, *signals: signal.Signals, n: int, size, delay: float, after: int
+) -> tuple[subprocess.Popen, bytes, bytes]:
+    """Start ``cutout in --out-dir out --json`` on ``n`` images (the fake network ``delay``
+    seconds per image), send ``signals`` (0.5 s apart) once ``after`` outputs exist, and wait
+    for the process to end: ``(process, stdout, stderr)``. The process never outlives the call.
+    """
     for i in range(n):
-        make_image(tmp_path / "in" / f"{i:02d}.png", (320, 240), seed=i)
+        make_image(tmp_path / "in" / f"{i:02d}.png", size, seed=i)
     out = tmp_path / "out"
+    command = [sys.executable, str(FAKE_CLI), "cutout", "in", "--out-dir", str(out), "--json"]
+    command += [*fake, "--backend-option", f"delay={delay}"]
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(FAKE_CLI),
-            "cutout",
-            "in",
-            "--out-dir",
-            str(out),
-            "--json",
-            *fake,
-            "--backend-option",
-            "delay=0.3",
-        ],
+        command,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -456,15 +451,28 @@ def test_signal_mid_batch_leaves_no_partial_file(sig, code, tmp_path, env, fake)
     )
     try:
         deadline = time.monotonic() + 60
-        while len(list(out.glob("*.png"))) < 2:
+        while len(list(out.glob("*.png"))) < after:
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "no output appeared"
             time.sleep(0.02)
-        proc.send_signal(sig)
+        for i, sig in enumerate(signals):
+            if i:
+                time.sleep(0.5)
+            proc.send_signal(sig)
         stdout, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
+    return proc, stdout, stderr
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_mid_batch_leaves_no_partial_file(sig, code, tmp_path, env, fake):
+    n = 12
+    out = tmp_path / "out"
+    proc, stdout, stderr = interrupt_folder_run(
+        tmp_path, env, fake, sig, n=n, size=(320, 240), delay=0.3, after=2
+    )
     assert proc.returncode == code, stderr.decode()
     s = json.loads(stdout)
     assert s["interrupted"] == sig.name

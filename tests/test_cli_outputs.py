@@ -24,7 +24,17 @@ from rmbg.cli import flags, main, runtime
 from rmbg.cli import verify as verify_cmd
 from rmbg.testing import FAKE_SOURCE
 
-from .test_cli import FAKE_CLI, assert_complete_image, env, err, fake, make_image, run, summary
+from .test_cli import (
+    FAKE_CLI,
+    assert_complete_image,
+    env,
+    err,
+    fake,
+    interrupt_folder_run,
+    make_image,
+    run,
+    summary,
+)
 
 __all__ = ["env", "fake"]  # fixtures shared with test_cli
 
@@ -262,41 +272,12 @@ def test_temporary_files_carry_the_writers_pid(tmp_path, monkeypatch):
 # a second Ctrl-C
 # ---------------------------------------------------------------------------------------------
 def test_a_second_ctrl_c_while_stopping_prints_no_traceback(tmp_path, env, fake):
-    for i in range(8):
-        make_image(tmp_path / "in" / f"{i:02d}.png", (160, 120), seed=i)
+    # the second SIGINT comes 0.5 s after the first, while the run waits for the images in
+    # flight (2.5 s each)
     out = tmp_path / "out"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(FAKE_CLI),
-            "cutout",
-            "in",
-            "--out-dir",
-            str(out),
-            "--json",
-            *fake,
-            "--backend-option",
-            "delay=2.5",
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-        cwd=tmp_path,
+    proc, stdout, stderr = interrupt_folder_run(
+        tmp_path, env, fake, signal.SIGINT, signal.SIGINT, n=8, size=(160, 120), delay=2.5, after=1
     )
-    try:
-        deadline = time.monotonic() + 60
-        while not list(out.glob("*.png")):  # images are in flight
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "no output appeared"
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGINT)
-        time.sleep(0.5)  # the run is stopping: waiting for the images in flight (2.5 s each)
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     text = stderr.decode()
     assert proc.returncode == 130, text
     assert "Traceback" not in text and "Exception ignored" not in text, text
