@@ -13,12 +13,14 @@ import json
 import os
 import pickle
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow.fs as pafs
 import pytest
 import ray  # the test extra installs rmbg[ray]: missing, these tests fail (never skip)
 from PIL import Image
@@ -166,6 +168,75 @@ def test_folder_gives_the_library_cutouts_and_one_failure_per_bad_file(ray_env, 
     assert produced == _expected(good)  # byte for byte the library's PNG
 
     again = rmbg_ray.remove_backgrounds(src, out, OPTIONS, **FAKE, progress=False)
+    assert (again.processed, again.skipped, len(again.failed)) == (0, len(good), len(bad))
+
+
+@pytest.fixture
+def s3_server():
+    """An S3 service on 127.0.0.1 (moto's server, a subprocess stopped after the test): the URI
+    prefix ``s3://KEY:SECRET@`` and the query string that point pyarrow at it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "moto did not start"
+                time.sleep(0.1)
+        query = f"?endpoint_override=127.0.0.1:{port}&scheme=http&region=us-east-1"
+        yield "s3://test:test@", query
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.mark.parametrize("ray_env", ["local"], indirect=True)
+def test_s3_bucket_in_and_out_from_the_cli_and_the_library(ray_env, folder, s3_server, tmp_path):
+    """Object storage through pyarrow's URIs (docs/scale.md), on a local S3 service: ``rmbg
+    cutout --ray ADDRESS s3://... --out-dir s3://...`` writes the library's bytes (no temporary
+    key left), one failure per bad file; the library's call on the same URIs then resumes."""
+    prefix, query = s3_server
+    src, good, bad = folder
+    fs, _ = pafs.FileSystem.from_uri(f"{prefix}shop{query}&allow_bucket_creation=true")
+    fs.create_dir("shop")
+    for path in src.rglob("*"):
+        if path.is_file():
+            with fs.open_output_stream(f"shop/in/{path.relative_to(src).as_posix()}") as f:
+                f.write(path.read_bytes())
+    inp, out = f"{prefix}shop/in{query}", f"{prefix}shop/out{query}"
+    model = tmp_path / "model.onnx"
+    model.write_bytes(b"")
+    address = ray.get_runtime_context().gcs_address
+    command = [sys.executable, str(FAKE_CLI), "cutout", "--ray", address, inp, "--out-dir", out]
+    command += ["-r", "--feather", "1", "--grow", "1", "--model", str(model), "--backend", "fake"]
+    proc = subprocess.run(
+        [*command, "--json", "-q"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        timeout=300,
+    )
+    assert proc.returncode == 1, proc.stderr  # the bad files
+    report = json.loads(proc.stdout)
+    assert report["processed"] == len(good)
+    assert sorted(f["input"] for f in report["failed"]) == sorted(f"shop/in/{b}" for b in bad)
+    produced = {}
+    for info in fs.get_file_info(pafs.FileSelector("shop/out", recursive=True)):
+        if info.type == pafs.FileType.File:
+            with fs.open_input_stream(info.path) as f:
+                produced[info.path.removeprefix("shop/out/")] = f.read()
+    assert produced == _expected(good)  # byte for byte, no temporary keys left
+    assert not (tmp_path / "s3:").exists() and not Path("s3:").exists()  # nothing local
+    again = rmbg_ray.remove_backgrounds(inp, out, OPTIONS, **FAKE, progress=False)
     assert (again.processed, again.skipped, len(again.failed)) == (0, len(good), len(bad))
 
 

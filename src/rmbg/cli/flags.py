@@ -198,8 +198,7 @@ def add_image_arguments(parser: argparse.ArgumentParser, kind: str) -> None:
         f"(default: <stem>.{kind}.<format> beside the input; stdout for stdin)",
     )
     out.add_argument(
-        "--out-dir",
-        type=Path,
+        "--out-dir",  # a string: with --ray it may be a URI (s3://...), which Path would mangle
         metavar="DIR",
         help="write <stem>.<format> into DIR, keeping the folder structure below each input folder",
     )

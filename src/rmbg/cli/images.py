@@ -243,7 +243,7 @@ def _plan(args: argparse.Namespace, kind: str, out: Output, summary: Summary) ->
     """Expand the inputs into jobs, deciding every output name up front."""
     inputs: list[str] = args.inputs
     output: str | None = args.output
-    out_dir: Path | None = args.out_dir
+    out_dir = Path(args.out_dir) if args.out_dir is not None else None
     fmt = format_of(output, out.fmt)
     if inputs.count("-") > 1:
         raise UsageError("standard input (-) can be read only once")

@@ -149,7 +149,7 @@ def watch(
     """Load the model, then look at the folders every ``--poll`` seconds and process what is
     ready, until a signal raises :class:`~rmbg.cli.runtime.Interrupted` (which propagates)."""
     poll: float = args.poll or DEFAULT_POLL
-    out_dir: Path | None = args.out_dir
+    out_dir = Path(args.out_dir) if args.out_dir is not None else None
     fmt = format_of(None, out.fmt)
     watcher = Watcher(
         list(args.inputs), args.recursive, out_dir.resolve() if out_dir is not None else None
@@ -184,8 +184,9 @@ def _process(
 ) -> None:
     """One batch: plan the ready files like the folder mode, process them, record outcomes."""
     jobs: list[Job] = []
+    out_dir = Path(args.out_dir) if args.out_dir is not None else None
     for path, base in ready:
-        dest = output_for(path, base, output=None, out_dir=args.out_dir, kind=kind, fmt=fmt)
+        dest = output_for(path, base, output=None, out_dir=out_dir, kind=kind, fmt=fmt)
         assert dest is not None  # -o is refused by check_arguments
         jobs.append(Job(str(path), path, dest, fmt))
         watcher.outputs.add(dest.resolve())
