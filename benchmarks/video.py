@@ -7,9 +7,10 @@ Run it with::
 On the stand-in checkpoint (``RMBG_TEST_CHECKPOINT`` or ``~/.cache/rmbg-ci/standin``), in one
 process so that a busy machine slows everything alike and the *ratios* hold:
 
-1. throughput: a synthetic 1080p clip (``rmbg.video.synthetic``, with audio) through
-   ``remover.video()`` into WebM VP9 with alpha and ProRes 4444, against the network alone driven
-   the way the pipeline drives it (``benchmarks/bench.py``'s ``network_throughput``), with
+1. throughput: a synthetic 1080p clip (``rmbg.video.synthetic``, with audio; ``--size 1080x1920``
+   for a portrait one) through ``remover.video()`` into WebM VP9 with alpha and ProRes 4444,
+   against the network alone driven the way the pipeline drives it (``benchmarks/bench.py``'s
+   ``network_throughput``), with
    OpenVINO's LATENCY hint (the library's default) and THROUGHPUT hint; the ratio is taken against
    the faster network. Target: >= 0.85x.
 2. smoothing: a noisy clip whose disc stands still, then glides (fast: across the frame; slow:
@@ -62,7 +63,8 @@ def throughput(args: argparse.Namespace, work: Path, cache: Path) -> dict[str, A
     from rmbg.preprocess import preprocess
     from rmbg.video.synthetic import make_clip
 
-    clip = make_clip(work / "1080p.mp4", size=(1920, 1080), frames=args.frames, audio=True)
+    width, height = args.size
+    clip = make_clip(work / "clip.mp4", size=(width, height), frames=args.frames, audio=True)
     first = decode_rgb(clip.path)[0]
     removers = {
         hint: BackgroundRemover(
@@ -71,7 +73,7 @@ def throughput(args: argparse.Namespace, work: Path, cache: Path) -> dict[str, A
         for hint in args.hints
     }
     x = preprocess(first, next(iter(removers.values())).spec)
-    out: dict[str, Any] = {"frames": args.frames, "size": [1920, 1080]}
+    out: dict[str, Any] = {"frames": args.frames, "size": [width, height]}
     nets: list[float] = []
     for hint, remover in removers.items():
         remover.warmup()
@@ -151,7 +153,14 @@ def smoothing(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, default=_checkpoint())
-    parser.add_argument("--frames", type=int, default=48, help="frames of the 1080p clip")
+    parser.add_argument("--frames", type=int, default=48, help="frames of the throughput clip")
+    parser.add_argument(
+        "--size",
+        type=lambda text: tuple(int(v) for v in text.lower().split("x")),
+        default=(1920, 1080),
+        help="WxH of the throughput clip (default 1920x1080; 1080x1920: a portrait phone clip, "
+        "whose ProRes is encoded on one thread)",
+    )
     parser.add_argument("--formats", nargs="+", default=["webm", "mov"])
     parser.add_argument("--hints", nargs="+", default=["latency", "throughput"])
     parser.add_argument("--smooth-frames", type=int, default=30)
@@ -184,7 +193,9 @@ def main() -> None:
                     flush=True,
                 )
         if not args.skip_throughput:
-            print(f"throughput (1080p, {args.frames} frames)...", flush=True)
+            print(
+                f"throughput ({args.size[0]}x{args.size[1]}, {args.frames} frames)...", flush=True
+            )
             report["throughput"] = throughput(args, work, cache)
             for k, v in report["throughput"].items():
                 if k.endswith("_vs_network"):
