@@ -165,7 +165,7 @@ def watch(
         while True:
             ready = watcher.look()
             if ready:
-                _process(ready, watcher, remover, args, kind, fmt, options, out, summary)
+                _process(ready, watcher, remover, args, out_dir, kind, fmt, options, out, summary)
             sleep(poll)
     finally:
         logger.setLevel(saved)
@@ -176,6 +176,7 @@ def _process(
     watcher: Watcher,
     remover: Any,
     args: argparse.Namespace,
+    out_dir: Path | None,
     kind: str,
     fmt: str,
     options: MaskOptions | CutoutOptions,
@@ -184,7 +185,6 @@ def _process(
 ) -> None:
     """One batch: plan the ready files like the folder mode, process them, record outcomes."""
     jobs: list[Job] = []
-    out_dir = Path(args.out_dir) if args.out_dir is not None else None
     for path, base in ready:
         dest = output_for(path, base, output=None, out_dir=out_dir, kind=kind, fmt=fmt)
         assert dest is not None  # -o is refused by check_arguments
