@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image
 
 from rmbg import BackgroundRemover, RmbgError
+from rmbg.metrics import mask_figures
 from rmbg.photos import PHOTO_DIR
 
 PHOTO = PHOTO_DIR / "chelsea.jpg"
@@ -112,10 +113,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     reference, ov = results["torch"][0], results["openvino"][0]
-    diff = np.abs(reference.astype(np.int16) - ov.astype(np.int16))
-    a, b = reference >= 128, ov >= 128
-    iou = (a & b).sum() / max(1, (a | b).sum())
-    print(f"masks: max difference {diff.max()} grey levels, mean {diff.mean():.3f}, IoU {iou:.4f}")
+    f = mask_figures(reference, ov)  # the figures `rmbg verify` and the parity tests use
+    print(
+        f"masks: max difference {f['max_diff']:.0f} grey levels, mean {f['mean_diff']:.3f}, "
+        f"IoU {f['iou']:.4f}"
+    )
 
     cutout = results["openvino"][1]
     Image.fromarray(ov).save(out / "mask.png")

@@ -19,10 +19,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 import rmbg
 from rmbg import BackgroundRemover, RmbgError
+from rmbg.metrics import mask_figures
 from rmbg.photos import PHOTO_DIR
 
 PHOTO = PHOTO_DIR / "rocket.jpg"
@@ -70,10 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_compare:
             reference = BackgroundRemover(model, backend="openvino", device="CPU", precision="f32")
             other = reference.mask(args.image, output="array")
-            diff = np.abs(mask.astype(np.int16) - other.astype(np.int16))
+            f = mask_figures(mask, other)
             print(
-                f"onnxruntime vs openvino on {model.name}: max difference {diff.max()} grey "
-                f"levels, mean {diff.mean():.3f}"
+                f"onnxruntime vs openvino on {model.name}: max difference {f['max_diff']:.0f} "
+                f"grey levels, mean {f['mean_diff']:.3f}"
             )
     except (RmbgError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
